@@ -1,0 +1,24 @@
+//! Errors of bad input to the core, each with a one-line message.
+
+use thiserror::Error;
+
+use crate::ring::NodeId;
+
+/// Input the core refuses. The `Display` text is a single line meant for users.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InputError {
+    #[error("the pool is empty: give at least one node")]
+    EmptyPool,
+    #[error("the pool has {count} nodes; at most {max} are allowed")]
+    TooManyNodes { count: usize, max: usize },
+    #[error("node {0} is listed twice")]
+    DuplicateNode(NodeId),
+    #[error("node {0} is not in the pool")]
+    UnknownNode(NodeId),
+    #[error("bad node id {id:?}: {why}")]
+    BadNodeId { id: String, why: String },
+    #[error("bad key {key:?}: {why}")]
+    BadKey { key: String, why: &'static str },
+    #[error("unknown assignment strategy {0:?} (known: modulo)")]
+    UnknownStrategy(String),
+}

@@ -1,0 +1,19 @@
+//! memring: an image store with an elastic, MD5-partitioned cache pool.
+//!
+//! The pure core (no I/O, no clock) lives in [`ring`] (partitions, node ids, the
+//! pool), [`assign`] (partition -> node strategies), [`balance`] (rebalance plans and
+//! the cached-key index), [`key`] (key rules) and [`render`] (the documented log
+//! lines). The [`cli`] module turns command lines into calls of that core.
+
+pub mod assign;
+pub mod balance;
+pub mod cli;
+pub mod error;
+pub mod key;
+pub mod render;
+pub mod ring;
+
+pub use assign::{Assignment, Strategy};
+pub use balance::{plan, BalancePlan, CachedKeys, MoveKeysPayload, PlanSettings};
+pub use error::InputError;
+pub use ring::{partition, NodeId, Partition, Pool, PARTITION_COUNT};
