@@ -33,6 +33,108 @@ pub struct Cli {
 pub enum Command {
     /// Print the rebalance plan for a pool change, as the front-end logs it.
     Plan(PlanArgs),
+    /// Run everything on this machine: front-end, manager and 8 node slots.
+    Up(UpArgs),
+    /// Run the front-end alone.
+    Frontend(FrontendArgs),
+    /// Run one cache node.
+    CacheNode(CacheNodeArgs),
+    /// Run the manager alone.
+    Manager(ManagerArgs),
+}
+
+/// Cache settings shared by the roles that hold or push them.
+#[derive(Debug, Args, Clone)]
+pub struct CacheArgs {
+    /// Cache capacity per node, in MB.
+    #[arg(long, default_value_t = 64.0)]
+    pub capacity_mb: f64,
+    /// Replacement policy: lru or rr.
+    #[arg(long, default_value = "lru")]
+    pub policy: crate::cache::store::Policy,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where blobs and index.sqlite live.
+    #[arg(long, default_value = "./memring-data")]
+    pub data_dir: std::path::PathBuf,
+    /// Host every role binds to.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 5000)]
+    pub frontend_port: u16,
+    #[arg(long, default_value_t = MANAGER_PORT_DEFAULT)]
+    pub manager_port: u16,
+    /// Port of the first node slot; the others follow.
+    #[arg(long, default_value_t = 5101)]
+    pub node_port_base: u16,
+    /// Number of node slots (1 to 8).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=8))]
+    pub node_slots: u16,
+    /// Largest upload, in bytes.
+    #[arg(long, default_value_t = crate::frontend::UPLOAD_MAX_BYTES_DEFAULT)]
+    pub upload_max_bytes: usize,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FrontendArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:5000")]
+    pub listen: String,
+    /// The manager, `host:port`.
+    #[arg(long)]
+    pub manager: String,
+    /// Where blobs and index.sqlite live.
+    #[arg(long, default_value = "./memring-data")]
+    pub data_dir: std::path::PathBuf,
+    /// Port of nodes whose id carries none.
+    #[arg(long, default_value_t = NODE_PORT_DEFAULT)]
+    pub node_port: u16,
+    /// Largest upload, in bytes.
+    #[arg(long, default_value_t = crate::frontend::UPLOAD_MAX_BYTES_DEFAULT)]
+    pub upload_max_bytes: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheNodeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:5001")]
+    pub listen: String,
+    /// This node's id as the manager lists it (host or host:port).
+    #[arg(long)]
+    pub node_id: NodeId,
+    /// The manager's host, for the hand-over callback.
+    #[arg(long)]
+    pub manager_host: Option<String>,
+    /// Port of other nodes whose id carries none.
+    #[arg(long, default_value_t = NODE_PORT_DEFAULT)]
+    pub node_port: u16,
+    /// Largest item, in bytes.
+    #[arg(long, default_value_t = crate::frontend::UPLOAD_MAX_BYTES_DEFAULT + 1024)]
+    pub item_max_bytes: usize,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ManagerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:5004")]
+    pub listen: String,
+    /// The front-end, `host:port`.
+    #[arg(long)]
+    pub frontend: String,
+    /// The node slots, comma-separated ids (1 to 8).
+    #[arg(long)]
+    pub nodes: String,
+    /// Port of nodes whose id carries none.
+    #[arg(long, default_value_t = NODE_PORT_DEFAULT)]
+    pub node_port: u16,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Debug, Args)]

@@ -5,13 +5,25 @@
 //! the cached-key index), [`key`] (key rules) and [`render`] (the documented log
 //! lines). The [`cli`] module turns command lines into calls of that core.
 
+pub mod api;
 pub mod assign;
+pub mod autoscale;
 pub mod balance;
+pub mod cache;
 pub mod cli;
 pub mod error;
+pub mod frontend;
 pub mod key;
+pub mod manager;
+pub mod mime;
+pub mod net;
+pub mod node;
 pub mod render;
 pub mod ring;
+pub mod run;
+pub mod stats;
+pub mod storage;
+pub mod up;
 
 pub use assign::{Assignment, Strategy};
 pub use balance::{plan, BalancePlan, CachedKeys, MoveKeysPayload, PlanSettings};

@@ -6,6 +6,26 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::Parser;
 use memring::cli::{one_line_clap_error, run_plan, Cli, Command};
+use memring::run;
+
+/// Runs a service command on a multi-threaded runtime, logging to stderr.
+fn run_service(
+    service: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<String, String> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(service)?;
+    Ok(String::new())
+}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -29,7 +49,11 @@ fn main() -> ExitCode {
         }
     };
     let outcome = match cli.command {
-        Command::Plan(args) => run_plan(&args),
+        Command::Plan(args) => run_plan(&args).map_err(|e| e.to_string()),
+        Command::Up(args) => run_service(run::run_up(args)),
+        Command::Frontend(args) => run_service(run::run_frontend(args)),
+        Command::CacheNode(args) => run_service(run::run_cache_node(args)),
+        Command::Manager(args) => run_service(run::run_manager(args)),
     };
     match outcome {
         Ok(text) => {

@@ -1,0 +1,3 @@
+//! The cache node's pure core: the bounded store and its replacement policies.
+
+pub mod store;

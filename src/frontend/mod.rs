@@ -1,0 +1,218 @@
+//! The front-end service: the documented public API, the read and upload paths, and
+//! the rebalance on notify.
+//!
+//! Reads ask the owning node first and fall back to storage; uploads write the blob,
+//! commit the index row, then invalidate the key on every node of the pool with the
+//! row's version, so no node can keep serving an older image.
+
+mod read;
+mod rebalance;
+mod routes;
+mod upload;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio_util::sync::CancellationToken;
+
+use crate::assign::{Assignment, Strategy};
+use crate::balance::CachedKeys;
+use crate::net::client::HttpClient;
+use crate::ring::{NodeId, Pool};
+use crate::storage::{BlobStore, KeyIndex};
+
+pub use rebalance::PoolListing;
+
+/// Default largest upload, in bytes (32 MiB).
+pub const UPLOAD_MAX_BYTES_DEFAULT: usize = 32 * 1024 * 1024;
+
+/// How a front-end is set up.
+#[derive(Clone, Debug)]
+pub struct FrontendSettings {
+    /// The manager, asked for the pool at start and every `pool_sync_interval_ms`.
+    pub manager_addr: Option<String>,
+    /// Port of nodes whose id carries none.
+    pub node_port: u16,
+    /// The manager's port, sent to leaving nodes in move orders.
+    pub manager_port: u16,
+    pub strategy: Strategy,
+    pub upload_max_bytes: usize,
+    /// Timeout of a cache call on the read path; past it the read goes to storage.
+    pub node_timeout_ms: u64,
+    /// Timeout of a move order (a node moves many keys).
+    pub move_timeout_ms: u64,
+    /// How often the pool is checked against the manager's.
+    pub pool_sync_interval_ms: u64,
+    /// How often quarantined nodes are retried.
+    pub heal_interval_ms: u64,
+    /// Seed of the object-name generator.
+    pub rng_seed: u64,
+}
+
+impl Default for FrontendSettings {
+    fn default() -> Self {
+        FrontendSettings {
+            manager_addr: None,
+            node_port: crate::cli::NODE_PORT_DEFAULT,
+            manager_port: crate::cli::MANAGER_PORT_DEFAULT,
+            strategy: Strategy::Modulo,
+            upload_max_bytes: UPLOAD_MAX_BYTES_DEFAULT,
+            node_timeout_ms: 1_000,
+            move_timeout_ms: 30_000,
+            pool_sync_interval_ms: 5_000,
+            heal_interval_ms: 1_000,
+            rng_seed: 0,
+        }
+    }
+}
+
+/// The pool as the front-end routes by it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Routing {
+    pub pool: Pool,
+    pub mapping: Assignment,
+}
+
+/// The front-end's shared state.
+pub struct FrontendState {
+    settings: FrontendSettings,
+    client: HttpClient,
+    blobs: Arc<dyn BlobStore>,
+    index: Arc<dyn KeyIndex>,
+    routing: RwLock<Option<Arc<Routing>>>,
+    cached: Mutex<CachedKeys>,
+    /// Nodes whose invalidation or clear was not confirmed: bypassed until cleared.
+    quarantine: Mutex<BTreeSet<NodeId>>,
+    /// Serialises rebalances: a notify that arrives during one waits for it.
+    rebalance_lock: tokio::sync::Mutex<()>,
+    rng: Mutex<ChaCha8Rng>,
+    /// Background cache fills in flight; a fill that finds none free is skipped.
+    fills: Arc<tokio::sync::Semaphore>,
+}
+
+/// Cache fills in flight at once.
+const FILLS_IN_FLIGHT_MAX: usize = 256;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl FrontendState {
+    pub fn new(
+        settings: FrontendSettings,
+        client: HttpClient,
+        blobs: Arc<dyn BlobStore>,
+        index: Arc<dyn KeyIndex>,
+    ) -> Arc<Self> {
+        let rng = ChaCha8Rng::seed_from_u64(settings.rng_seed);
+        Arc::new(FrontendState {
+            settings,
+            client,
+            blobs,
+            index,
+            routing: RwLock::new(None),
+            cached: Mutex::new(CachedKeys::new()),
+            quarantine: Mutex::new(BTreeSet::new()),
+            rebalance_lock: tokio::sync::Mutex::new(()),
+            rng: Mutex::new(rng),
+            fills: Arc::new(tokio::sync::Semaphore::new(FILLS_IN_FLIGHT_MAX)),
+        })
+    }
+
+    /// The routing in force, if the pool is known.
+    pub fn routing(&self) -> Option<Arc<Routing>> {
+        self.routing
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn set_routing(&self, routing: Routing) {
+        *self
+            .routing
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Arc::new(routing));
+    }
+
+    /// The cached-key index, as the next rebalance would see it.
+    pub fn cached_keys(&self) -> CachedKeys {
+        lock(&self.cached).clone()
+    }
+
+    fn is_quarantined(&self, node: &NodeId) -> bool {
+        let quarantine = lock(&self.quarantine);
+        !quarantine.is_empty() && quarantine.contains(node)
+    }
+
+    fn quarantine(&self, node: &NodeId) {
+        if lock(&self.quarantine).insert(node.clone()) {
+            tracing::warn!(%node, "node quarantined until it is cleared");
+        }
+    }
+
+    fn node_addr(&self, node: &NodeId) -> String {
+        node.address(self.settings.node_port)
+    }
+}
+
+/// The front-end's router.
+pub fn router(state: Arc<FrontendState>) -> Router {
+    routes::router(state)
+}
+
+/// Runs the front-end's background tasks until `shutdown`: the first pool fetch
+/// (retried until the manager answers), the periodic pool sync and the healer of
+/// quarantined nodes.
+pub async fn run_background(state: Arc<FrontendState>, shutdown: CancellationToken) {
+    let sync = {
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            if state.settings.manager_addr.is_none() {
+                return;
+            }
+            let interval = Duration::from_millis(state.settings.pool_sync_interval_ms);
+            // Start-up: retry quickly until the manager answers.
+            let mut backoff_ms = 100;
+            while state.routing().is_none() {
+                if rebalance::sync_with_manager(&state).await.is_ok() {
+                    break;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(backoff_ms)) => {}
+                }
+                backoff_ms = (backoff_ms * 2).min(2_000);
+            }
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+                if let Err(error) = rebalance::sync_with_manager(&state).await {
+                    tracing::debug!(%error, "pool sync with the manager failed");
+                }
+            }
+        }
+    };
+    let heal = {
+        let state = state.clone();
+        async move {
+            let interval = Duration::from_millis(state.settings.heal_interval_ms);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+                rebalance::heal_quarantined(&state).await;
+            }
+        }
+    };
+    tokio::join!(sync, heal);
+}

@@ -1,0 +1,153 @@
+//! The read path: the owning node first, then the key index and the blob store,
+//! then a fill of the owning node.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Method, StatusCode};
+
+use super::{lock, FrontendState};
+use crate::api::ApiError;
+use crate::key::validate_key;
+use crate::node::protocol::{item_path, VERSION_HEADER};
+use crate::ring::partition;
+
+/// How often a read retries the index when the object it named was replaced
+/// between the two lookups.
+const STORAGE_READ_ATTEMPTS_MAX: usize = 3;
+
+/// An image as a read returns it.
+#[derive(Clone, Debug)]
+pub struct Image {
+    pub bytes: Bytes,
+    pub mime: String,
+    pub version: u64,
+    pub cache_hit: bool,
+}
+
+/// Reads `key`: cache, else storage (then fills the cache).
+pub async fn read(state: &Arc<FrontendState>, key: &str) -> Result<Image, ApiError> {
+    validate_key(key).map_err(|error| ApiError::bad_request(error.to_string()))?;
+    let owner = state
+        .routing()
+        .map(|routing| routing.mapping.owner(partition(key)).clone());
+    let owner = owner.filter(|node| !state.is_quarantined(node));
+    if let Some(node) = &owner {
+        let addr = state.node_addr(node);
+        match state
+            .client
+            .send_with_timeout(
+                Method::GET,
+                &addr,
+                &item_path(key),
+                &[],
+                Bytes::new(),
+                state.settings.node_timeout_ms,
+            )
+            .await
+        {
+            Ok(reply) if reply.status == StatusCode::OK => {
+                let mime = reply
+                    .headers
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or(crate::mime::OCTET_STREAM)
+                    .to_owned();
+                let version = reply
+                    .headers
+                    .get(VERSION_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                return Ok(Image {
+                    bytes: reply.body,
+                    mime,
+                    version,
+                    cache_hit: true,
+                });
+            }
+            Ok(reply) if reply.status == StatusCode::NOT_FOUND => {}
+            Ok(reply) => tracing::debug!(%node, status = %reply.status, "cache read refused"),
+            Err(error) => tracing::debug!(%node, %error, "cache read failed; reading storage"),
+        }
+    }
+    let image = read_storage(state, key).await?;
+    if let Some(node) = owner {
+        fill(state, node, key, &image);
+    }
+    Ok(image)
+}
+
+/// Reads the key index, then the blob it names.
+async fn read_storage(state: &Arc<FrontendState>, key: &str) -> Result<Image, ApiError> {
+    for _ in 0..STORAGE_READ_ATTEMPTS_MAX {
+        let row = state
+            .index
+            .get(key)
+            .await
+            .map_err(|error| ApiError::unavailable(error.to_string()))?
+            .ok_or_else(|| ApiError::not_found(format!("unknown key {key:?}")))?;
+        match state
+            .blobs
+            .get(&row.object)
+            .await
+            .map_err(|error| ApiError::unavailable(error.to_string()))?
+        {
+            Some(bytes) => {
+                return Ok(Image {
+                    bytes,
+                    mime: row.mime,
+                    version: row.version,
+                    cache_hit: false,
+                })
+            }
+            // A re-upload replaced the object between the two reads: look again.
+            None => continue,
+        }
+    }
+    Err(ApiError::unavailable(format!(
+        "the object of key {key:?} keeps changing; try again"
+    )))
+}
+
+/// Puts a value read from storage into its owner, in the background. The node
+/// refuses it if it already knows a newer version.
+fn fill(state: &Arc<FrontendState>, node: crate::ring::NodeId, key: &str, image: &Image) {
+    let Ok(permit) = state.fills.clone().try_acquire_owned() else {
+        return;
+    };
+    lock(&state.cached).insert(key);
+    let state = state.clone();
+    let key = key.to_owned();
+    let image = image.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        let addr = state.node_addr(&node);
+        let mime = HeaderValue::from_str(&image.mime)
+            .unwrap_or(HeaderValue::from_static(crate::mime::OCTET_STREAM));
+        let headers = [
+            (CONTENT_TYPE, mime),
+            (
+                http::header::HeaderName::from_static(VERSION_HEADER),
+                HeaderValue::from(image.version),
+            ),
+        ];
+        match state
+            .client
+            .send_with_timeout(
+                Method::PUT,
+                &addr,
+                &item_path(&key),
+                &headers,
+                image.bytes,
+                state.settings.node_timeout_ms,
+            )
+            .await
+        {
+            Ok(reply) if reply.status.is_success() || reply.status == StatusCode::CONFLICT => {}
+            Ok(reply) => tracing::debug!(%node, %key, status = %reply.status, "fill refused"),
+            Err(error) => tracing::debug!(%node, %key, %error, "fill failed"),
+        }
+    });
+}

@@ -1,0 +1,221 @@
+//! Rebalancing: on notify (or when the manager's pool differs from the one in
+//! force) the front-end plans the move with the core, logs the documented lines,
+//! switches routing to the new mapping and sends the move orders.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::join_all;
+use http::Method;
+use serde::Deserialize;
+
+use super::{lock, upload, FrontendState, Routing};
+use crate::api::ApiError;
+use crate::balance::{plan_from, BalancePlan, PlanSettings};
+use crate::node::protocol::{CLEAR_PATH, MOVE_KEYS_PATH};
+use crate::render::plan_lines;
+use crate::ring::{NodeId, Pool};
+
+/// Largest pool the service runs (the manager has 8 node slots).
+pub const POOL_NODES_MAX: usize = 8;
+
+/// The manager's answer to `GET /api/manager/pool_node_list`.
+#[derive(Debug, Deserialize)]
+pub struct PoolListing {
+    pub node_ip_list: Vec<String>,
+}
+
+/// What a rebalance did.
+#[derive(Debug)]
+pub struct Rebalanced {
+    pub plan: BalancePlan,
+    /// Move orders that were not confirmed.
+    pub failed_orders: usize,
+}
+
+/// Parses and checks a list of node ids for a pool of the service.
+pub fn parse_members(ids: &[String]) -> Result<Vec<NodeId>, ApiError> {
+    if ids.is_empty() {
+        return Err(ApiError::bad_request("node_ip must list at least one node"));
+    }
+    if ids.len() > POOL_NODES_MAX {
+        return Err(ApiError::bad_request(format!(
+            "node_ip lists {} nodes; the pool holds at most {POOL_NODES_MAX}",
+            ids.len()
+        )));
+    }
+    let nodes = ids
+        .iter()
+        .map(|id| NodeId::new(id.trim()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    Pool::new(nodes.clone()).map_err(|error| ApiError::bad_request(error.to_string()))?;
+    Ok(nodes)
+}
+
+/// Moves the pool to `members` (survivors keep their order, newcomers append).
+/// Waits for a rebalance in progress first.
+pub async fn rebalance_to(
+    state: &Arc<FrontendState>,
+    members: &[NodeId],
+) -> Result<Rebalanced, ApiError> {
+    let _guard = state.rebalance_lock.lock().await;
+    let settings = PlanSettings {
+        strategy: state.settings.strategy,
+        manager_port: state.settings.manager_port,
+    };
+    let current = state.routing();
+    let (old_pool, old_mapping) = match &current {
+        Some(routing) => (routing.pool.clone(), routing.mapping.clone()),
+        None => {
+            // The first pool: nothing is cached anywhere yet; plan from itself.
+            let pool = Pool::new(members.to_vec())
+                .map_err(|error| ApiError::bad_request(error.to_string()))?;
+            let mapping = settings.strategy.assign(&pool, None);
+            (pool, mapping)
+        }
+    };
+    let new_pool = old_pool
+        .transition_to(members)
+        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    let cached = state.cached_keys();
+    let plan = plan_from(&old_pool, &old_mapping, &new_pool, &cached, settings);
+    for line in plan_lines(&plan, state.settings.node_port) {
+        tracing::info!(target: "memring::rebalance", "{line}");
+    }
+
+    // Newcomers start empty: whatever a returning node still holds may be old.
+    let newcomers: Vec<NodeId> = new_pool
+        .nodes()
+        .iter()
+        .filter(|node| !old_pool.contains(node) || current.is_none())
+        .cloned()
+        .collect();
+    if current.is_some() {
+        clear_newcomers(state, &newcomers).await;
+    }
+
+    state.set_routing(Routing {
+        pool: new_pool.clone(),
+        mapping: plan.new_mapping.clone(),
+    });
+
+    let orders = plan.balance_result.iter().map(|entry| async move {
+        let addr = state.node_addr(&entry.send_to);
+        let outcome = state
+            .client
+            .send_with_timeout(
+                Method::POST,
+                &addr,
+                MOVE_KEYS_PATH,
+                &[(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                )],
+                Bytes::from(serde_json::to_vec(&entry.payload).expect("payloads serialize")),
+                state.settings.move_timeout_ms,
+            )
+            .await;
+        (entry, outcome)
+    });
+    let mut failed_orders = 0;
+    for (entry, outcome) in join_all(orders).await {
+        if matches!(&outcome, Ok(reply) if reply.status.is_success()) {
+            continue;
+        }
+        failed_orders += 1;
+        tracing::warn!(node = %entry.send_to, "move order not confirmed; its keys will be re-read from storage");
+        // The keys did not reach their new owner: forget them, reads refill.
+        let mut cached = lock(&state.cached);
+        for (_, key) in entry.payload.dest.iter_keys() {
+            cached.remove(key);
+        }
+    }
+    Ok(Rebalanced {
+        plan,
+        failed_orders,
+    })
+}
+
+async fn clear_newcomers(state: &Arc<FrontendState>, newcomers: &[NodeId]) {
+    let calls = newcomers.iter().map(|node| async move {
+        let addr = state.node_addr(node);
+        let outcome = state
+            .client
+            .send(Method::DELETE, &addr, CLEAR_PATH, &[], Bytes::new())
+            .await;
+        (node, outcome)
+    });
+    for (node, outcome) in join_all(calls).await {
+        if !matches!(&outcome, Ok(reply) if reply.status.is_success()) {
+            state.quarantine(node);
+        }
+    }
+}
+
+/// Asks the manager for its pool; rebalances if it differs from the one in force.
+pub async fn sync_with_manager(state: &Arc<FrontendState>) -> Result<(), String> {
+    let Some(manager) = &state.settings.manager_addr else {
+        return Ok(());
+    };
+    let reply = state
+        .client
+        .send(
+            Method::GET,
+            manager,
+            "/api/manager/pool_node_list",
+            &[],
+            Bytes::new(),
+        )
+        .await
+        .map_err(|error| error.to_string())?;
+    #[derive(Deserialize)]
+    struct Envelope {
+        content: PoolListing,
+    }
+    let envelope: Envelope = reply
+        .json()
+        .ok_or_else(|| format!("unexpected pool answer ({})", reply.status))?;
+    let members = parse_members(&envelope.content.node_ip_list).map_err(|e| e.message)?;
+    let same = state.routing().is_some_and(|routing| {
+        routing.pool.len() == members.len()
+            && members.iter().all(|node| routing.pool.contains(node))
+    });
+    if !same {
+        tracing::info!(nodes = ?members, "pool differs from the manager's; rebalancing");
+        rebalance_to(state, &members)
+            .await
+            .map_err(|error| error.message)?;
+    }
+    Ok(())
+}
+
+/// Clears each quarantined node; those that confirm are routed to again.
+pub async fn heal_quarantined(state: &Arc<FrontendState>) {
+    let nodes: Vec<NodeId> = lock(&state.quarantine).iter().cloned().collect();
+    if nodes.is_empty() {
+        return;
+    }
+    for node in nodes {
+        let addr = state.node_addr(&node);
+        let cleared = state
+            .client
+            .send(Method::DELETE, &addr, CLEAR_PATH, &[], Bytes::new())
+            .await
+            .is_ok_and(|reply| reply.status.is_success());
+        if cleared {
+            lock(&state.quarantine).remove(&node);
+            tracing::info!(%node, "node cleared; quarantine lifted");
+        }
+    }
+}
+
+/// Clears the cache: every node of the pool and the cached-key index.
+pub async fn clear_cache(state: &Arc<FrontendState>) {
+    let nodes: Vec<NodeId> = state
+        .routing()
+        .map(|routing| routing.pool.nodes().to_vec())
+        .unwrap_or_default();
+    upload::clear_nodes(state, &nodes).await;
+    lock(&state.cached).clear();
+}

@@ -1,0 +1,241 @@
+//! The front-end's HTTP API: the documented calls, `/images/{key}` and `/healthz`.
+
+use std::sync::Arc;
+
+use axum::extract::multipart::MultipartError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::read::read;
+use super::rebalance::{clear_cache, parse_members, rebalance_to};
+use super::upload::{store, Upload};
+use super::{lock, FrontendState};
+use crate::api::{self, ApiError};
+use crate::key::validate_key;
+
+/// Room for the multipart framing and the key field around the file.
+const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
+
+pub fn router(state: Arc<FrontendState>) -> Router {
+    let body_max_bytes = state.settings.upload_max_bytes + MULTIPART_OVERHEAD_BYTES;
+    Router::new()
+        .route("/api/upload", post(upload))
+        .route("/api/list_keys", post(list_keys).get(list_keys))
+        .route("/api/key/{key}", post(key_content).get(key_content))
+        .route("/images/{key}", get(image))
+        .route("/api/notify", post(notify))
+        .route("/api/clear/data", delete(clear_data))
+        .route("/api/clear/cache", delete(clear_cache_call))
+        .route("/api/pool", get(pool))
+        .route("/healthz", get(healthz))
+        .fallback(api::not_found_fallback)
+        .method_not_allowed_fallback(|| async { api::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(body_max_bytes))
+        .with_state(state)
+}
+
+fn multipart_error(error: MultipartError) -> ApiError {
+    let status = error.status();
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "the upload is too large".to_owned()
+    } else {
+        format!("bad multipart body: {}", error.body_text())
+    };
+    ApiError::new(status, message)
+}
+
+async fn upload(
+    State(state): State<Arc<FrontendState>>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let mut multipart = multipart.map_err(|rejection| {
+        ApiError::bad_request(format!(
+            "expected a multipart/form-data body with `key` and `file`: {}",
+            rejection.body_text()
+        ))
+    })?;
+    let limit = state.settings.upload_max_bytes;
+    let mut key: Option<String> = None;
+    let mut file: Option<(Bytes, Option<String>)> = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        match field.name() {
+            Some("key") => {
+                let text = field.text().await.map_err(multipart_error)?;
+                key = Some(text);
+            }
+            Some("file") => {
+                let content_type = field.content_type().map(str::to_owned);
+                let mut bytes = BytesMut::new();
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    if bytes.len() + chunk.len() > limit {
+                        return Err(ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!("the file is larger than {limit} bytes"),
+                        ));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                file = Some((bytes.freeze(), content_type));
+            }
+            // Unknown fields are drained and ignored.
+            _ => while field.chunk().await.map_err(multipart_error)?.is_some() {},
+        }
+    }
+    let key = key.ok_or_else(|| ApiError::bad_request("the form has no `key` field"))?;
+    validate_key(&key).map_err(|error| ApiError::bad_request(error.to_string()))?;
+    let (bytes, content_type) =
+        file.ok_or_else(|| ApiError::bad_request("the form has no `file` field"))?;
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("the file is empty"));
+    }
+    let mime = content_type
+        .as_deref()
+        .and_then(crate::mime::normalize)
+        .unwrap_or_else(|| crate::mime::sniff(&bytes).to_owned());
+    let version = store(&state, Upload { key, bytes, mime }).await?;
+    Ok(api::ok_with(json!({ "version": version })))
+}
+
+async fn list_keys(State(state): State<Arc<FrontendState>>) -> Result<Response, ApiError> {
+    let keys = state
+        .index
+        .list()
+        .await
+        .map_err(|error| ApiError::unavailable(error.to_string()))?;
+    Ok(api::ok_with(json!({ "keys": keys })))
+}
+
+async fn key_content(
+    State(state): State<Arc<FrontendState>>,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    let image = read(&state, &key).await?;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&image.bytes);
+    Ok(api::ok_with(json!({
+        "content": format!("data:{};base64,{encoded}", image.mime),
+    })))
+}
+
+async fn image(
+    State(state): State<Arc<FrontendState>>,
+    Path(key): Path<String>,
+    request_headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let image = read(&state, &key).await?;
+    let etag = format!("\"v{}\"", image.version);
+    let etag_value = HeaderValue::from_str(&etag).expect("an ETag of digits is a valid header");
+    let not_modified = request_headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
+    if not_modified {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
+    }
+    let mime = HeaderValue::from_str(&image.mime)
+        .unwrap_or(HeaderValue::from_static(crate::mime::OCTET_STREAM));
+    let cache_state = HeaderValue::from_static(if image.cache_hit { "hit" } else { "miss" });
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::ETAG, etag_value),
+            (
+                header::HeaderName::from_static("x-memring-cache"),
+                cache_state,
+            ),
+        ],
+        image.bytes,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct Notify {
+    node_ip: Vec<String>,
+    mode: String,
+    change: String,
+}
+
+async fn notify(
+    State(state): State<Arc<FrontendState>>,
+    body: Result<Json<Notify>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(notify) = body?;
+    if !matches!(notify.mode.as_str(), "manual" | "automatic") {
+        return Err(ApiError::bad_request(
+            "mode must be \"manual\" or \"automatic\"",
+        ));
+    }
+    if !matches!(notify.change.as_str(), "increase" | "decrease") {
+        return Err(ApiError::bad_request(
+            "change must be \"increase\" or \"decrease\"",
+        ));
+    }
+    let members = parse_members(&notify.node_ip)?;
+    let done = rebalance_to(&state, &members).await?;
+    Ok(api::ok_with(json!({
+        "pool": done.plan.new_pool,
+        "orders": done.plan.balance_result.len(),
+        "failed_orders": done.failed_orders,
+    })))
+}
+
+async fn clear_data(State(state): State<Arc<FrontendState>>) -> Result<Response, ApiError> {
+    let rows = state
+        .index
+        .delete_all()
+        .await
+        .map_err(|error| ApiError::unavailable(error.to_string()))?;
+    let mut objects: Vec<String> = rows.into_iter().map(|row| row.object).collect();
+    // Also sweep objects no row points at (left by a crash mid-upload).
+    if let Ok(listed) = state.blobs.list().await {
+        objects.extend(listed);
+    }
+    objects.sort();
+    objects.dedup();
+    for object in &objects {
+        if let Err(error) = state.blobs.delete(object).await {
+            tracing::warn!(%object, %error, "could not delete object");
+        }
+    }
+    clear_cache(&state).await;
+    Ok(api::ok())
+}
+
+async fn clear_cache_call(State(state): State<Arc<FrontendState>>) -> Response {
+    clear_cache(&state).await;
+    api::ok()
+}
+
+async fn pool(State(state): State<Arc<FrontendState>>) -> Response {
+    let routing = state.routing();
+    let quarantined: Vec<String> = lock(&state.quarantine)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    api::ok_with(json!({
+        "pool": routing.as_ref().map(|r| r.pool.clone()),
+        "mapping": routing.as_ref().map(|r| r.mapping.clone()),
+        "quarantined": quarantined,
+        "cached_keys": state.cached_keys().len(),
+    }))
+}
+
+async fn healthz(State(state): State<Arc<FrontendState>>) -> Response {
+    if state.routing().is_some() {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "waiting for the pool").into_response()
+    }
+}

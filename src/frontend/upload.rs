@@ -1,0 +1,136 @@
+//! The upload path: blob under a fresh name, then the index row, then invalidation
+//! of the key on every node with the row's version.
+//!
+//! The upload is acknowledged only once the index row is committed. If the row
+//! cannot be committed the new blob is deleted, so nothing half-written remains and
+//! the previous image stays served.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::join_all;
+use http::Method;
+use md5::{Digest, Md5};
+use rand::RngCore;
+
+use super::{lock, FrontendState};
+use crate::api::ApiError;
+use crate::node::protocol::item_path;
+use crate::ring::NodeId;
+use crate::storage::StorageError;
+
+/// Attempts at finding an unused object name.
+const OBJECT_NAME_ATTEMPTS_MAX: usize = 3;
+
+/// A validated upload.
+pub struct Upload {
+    pub key: String,
+    pub bytes: Bytes,
+    pub mime: String,
+}
+
+/// Stores an upload; returns the new version once the index row is durable.
+pub async fn store(state: &Arc<FrontendState>, upload: Upload) -> Result<u64, ApiError> {
+    let object = put_blob(state, &upload).await?;
+    let upserted = match state.index.upsert(&upload.key, &object, &upload.mime).await {
+        Ok(upserted) => upserted,
+        Err(error) => {
+            // Leave nothing behind: the row never pointed at this object.
+            if let Err(cleanup) = state.blobs.delete(&object).await {
+                tracing::warn!(%object, %cleanup, "could not delete the orphaned object");
+            }
+            return Err(ApiError::unavailable(format!(
+                "the key index did not commit: {error}"
+            )));
+        }
+    };
+    invalidate_everywhere(state, &upload.key, upserted.version).await;
+    lock(&state.cached).remove(&upload.key);
+    if let Some(previous) = upserted.previous_object {
+        if previous != object {
+            if let Err(error) = state.blobs.delete(&previous).await {
+                tracing::warn!(%previous, %error, "could not delete the replaced object");
+            }
+        }
+    }
+    Ok(upserted.version)
+}
+
+/// Writes the bytes under a fresh object name.
+async fn put_blob(state: &Arc<FrontendState>, upload: &Upload) -> Result<String, ApiError> {
+    let key_hash = Md5::digest(upload.key.as_bytes());
+    for _ in 0..OBJECT_NAME_ATTEMPTS_MAX {
+        let nonce = {
+            let mut rng = lock(&state.rng);
+            (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64())
+        };
+        let object = format!("images/{:02x}/{nonce:032x}", key_hash[0]);
+        match state.blobs.put(&object, upload.bytes.clone()).await {
+            Ok(()) => return Ok(object),
+            Err(StorageError::AlreadyExists(_)) => continue,
+            Err(error) => {
+                return Err(ApiError::unavailable(format!(
+                    "the blob store did not take the image: {error}"
+                )))
+            }
+        }
+    }
+    Err(ApiError::internal("could not find a free object name"))
+}
+
+/// Invalidates `key` at `version` on every node of the pool. A node that does not
+/// confirm is quarantined: reads bypass it until it has been cleared.
+pub(super) async fn invalidate_everywhere(state: &Arc<FrontendState>, key: &str, version: u64) {
+    let Some(routing) = state.routing() else {
+        return;
+    };
+    let path = format!("{}?version={version}", item_path(key));
+    let calls = routing.pool.nodes().iter().map(|node| {
+        let path = path.clone();
+        async move {
+            let addr = state.node_addr(node);
+            let outcome = state
+                .client
+                .send_with_timeout(
+                    Method::DELETE,
+                    &addr,
+                    &path,
+                    &[],
+                    Bytes::new(),
+                    state.settings.node_timeout_ms,
+                )
+                .await;
+            (node, outcome)
+        }
+    });
+    for (node, outcome) in join_all(calls).await {
+        let confirmed = matches!(&outcome, Ok(reply) if reply.status.is_success());
+        if !confirmed {
+            tracing::warn!(%node, %key, "invalidation not confirmed");
+            state.quarantine(node);
+        }
+    }
+}
+
+/// Clears every node of the pool; a node that does not confirm is quarantined.
+pub(super) async fn clear_nodes(state: &Arc<FrontendState>, nodes: &[NodeId]) {
+    let calls = nodes.iter().map(|node| async move {
+        let addr = state.node_addr(node);
+        let outcome = state
+            .client
+            .send(
+                Method::DELETE,
+                &addr,
+                crate::node::protocol::CLEAR_PATH,
+                &[],
+                Bytes::new(),
+            )
+            .await;
+        (node, outcome)
+    });
+    for (node, outcome) in join_all(calls).await {
+        if !matches!(&outcome, Ok(reply) if reply.status.is_success()) {
+            state.quarantine(node);
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! The manager service: owns the pool (up to 8 node slots, in join order), resizes
+//! it by hand or with the auto-scaler, collects node statistics, pushes the cache
+//! configuration and forwards the clear calls to the front-end.
+//!
+//! Resize protocol: one resize at a time. The new pool is committed, the front-end
+//! is notified (it rebalances before answering), then each leaving node is stopped
+//! once it has called back after handing its keys over, or after a timeout.
+//! "Stopping" a node clears it, so it rejoins empty.
+
+mod routes;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use bytes::Bytes;
+use futures::future::join_all;
+use http::Method;
+use serde_json::json;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::ApiError;
+use crate::autoscale::{decide, AutoParams, POOL_SIZE_MAX, POOL_SIZE_MIN};
+use crate::net::client::HttpClient;
+use crate::node::protocol::{CLEAR_PATH, CONFIG_PATH, STATS_PATH};
+use crate::node::CacheConfig;
+use crate::ring::NodeId;
+use crate::stats::{counter_delta, NodeCounters, SeriesRecorder};
+
+/// How a manager is set up.
+#[derive(Clone, Debug)]
+pub struct ManagerSettings {
+    /// The node slots, 1 to 8; the pool starts with the first.
+    pub slots: Vec<NodeId>,
+    /// The front-end, notified of every resize.
+    pub frontend_addr: Option<String>,
+    /// Port of nodes whose id carries none.
+    pub node_port: u16,
+    pub stats_interval_ms: u64,
+    pub autoscale_interval_ms: u64,
+    /// How long a leaving node gets to hand its keys over.
+    pub move_callback_timeout_ms: u64,
+    /// Timeout of one notify (the front-end answers after its rebalance).
+    pub notify_timeout_ms: u64,
+    /// Notify attempts before the manager leaves it to the front-end's pool sync.
+    pub notify_attempts_max: usize,
+    pub cache: CacheConfig,
+}
+
+impl ManagerSettings {
+    pub fn new(slots: Vec<NodeId>) -> Self {
+        ManagerSettings {
+            slots,
+            frontend_addr: None,
+            node_port: crate::cli::NODE_PORT_DEFAULT,
+            stats_interval_ms: 5_000,
+            autoscale_interval_ms: 60_000,
+            move_callback_timeout_ms: 10_000,
+            notify_timeout_ms: 60_000,
+            notify_attempts_max: 3,
+            cache: CacheConfig::default(),
+        }
+    }
+}
+
+/// Manual or automatic resizing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    Manual,
+    Automatic,
+}
+
+struct Inner {
+    pool: Vec<NodeId>,
+    mode: Mode,
+    params: AutoParams,
+    cache: CacheConfig,
+    recorder: SeriesRecorder,
+    /// The auto-scaler's last reading of each node, for its deltas.
+    autoscale_baseline: BTreeMap<NodeId, NodeCounters>,
+}
+
+/// The manager's shared state.
+pub struct ManagerState {
+    settings: ManagerSettings,
+    client: HttpClient,
+    inner: Mutex<Inner>,
+    /// Held for a whole resize, rebalance and hand-over included.
+    resize_lock: tokio::sync::Mutex<()>,
+    callbacks: Mutex<BTreeMap<NodeId, oneshot::Sender<()>>>,
+    started: tokio::time::Instant,
+}
+
+impl ManagerState {
+    pub fn new(settings: ManagerSettings, client: HttpClient) -> Result<Arc<Self>, String> {
+        if settings.slots.is_empty() || settings.slots.len() > POOL_SIZE_MAX {
+            return Err(format!(
+                "the manager needs 1 to {POOL_SIZE_MAX} node slots, got {}",
+                settings.slots.len()
+            ));
+        }
+        crate::ring::Pool::new(settings.slots.clone()).map_err(|e| e.to_string())?;
+        let inner = Inner {
+            pool: vec![settings.slots[0].clone()],
+            mode: Mode::Manual,
+            params: AutoParams::default(),
+            cache: settings.cache,
+            recorder: SeriesRecorder::new(),
+            autoscale_baseline: BTreeMap::new(),
+        };
+        Ok(Arc::new(ManagerState {
+            settings,
+            client,
+            inner: Mutex::new(inner),
+            resize_lock: tokio::sync::Mutex::new(()),
+            callbacks: Mutex::new(BTreeMap::new()),
+            started: tokio::time::Instant::now(),
+        }))
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The pool in join order.
+    pub fn pool(&self) -> Vec<NodeId> {
+        self.inner().pool.clone()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn node_addr(&self, node: &NodeId) -> String {
+        node.address(self.settings.node_port)
+    }
+
+    /// Grows (`+1`) or shrinks (`-1`) the pool by one node, by hand.
+    pub async fn resize_by_one(self: &Arc<Self>, grow: bool) -> Result<Vec<NodeId>, ApiError> {
+        let _guard = self.resize_lock.lock().await;
+        let current = self.pool();
+        let target = if grow {
+            if current.len() >= self.settings.slots.len() {
+                return Err(ApiError::bad_request(format!(
+                    "the pool already has {} nodes, the most it can hold",
+                    current.len()
+                )));
+            }
+            current.len() + 1
+        } else {
+            if current.len() <= POOL_SIZE_MIN {
+                return Err(ApiError::bad_request(
+                    "the pool has 1 node, the fewest it can hold",
+                ));
+            }
+            current.len() - 1
+        };
+        self.inner().mode = Mode::Manual;
+        self.resize_locked(target, "manual").await
+    }
+
+    /// Resizes to `target` nodes. The caller holds `resize_lock`.
+    async fn resize_locked(
+        self: &Arc<Self>,
+        target: usize,
+        mode: &str,
+    ) -> Result<Vec<NodeId>, ApiError> {
+        let old = self.pool();
+        let target = target.clamp(POOL_SIZE_MIN, self.settings.slots.len());
+        if target == old.len() {
+            return Ok(old);
+        }
+        let mut new = old.clone();
+        // Growing takes free slots in slot order; shrinking removes the latest joiners.
+        while new.len() < target {
+            let free = self
+                .settings
+                .slots
+                .iter()
+                .find(|slot| !new.contains(slot))
+                .expect("fewer pool nodes than slots means a slot is free")
+                .clone();
+            new.push(free);
+        }
+        new.truncate(target);
+        let joining: Vec<NodeId> = new.iter().filter(|n| !old.contains(n)).cloned().collect();
+        let leaving: Vec<NodeId> = old.iter().filter(|n| !new.contains(n)).cloned().collect();
+        let change = if new.len() > old.len() {
+            "increase"
+        } else {
+            "decrease"
+        };
+        tracing::info!(?old, ?new, mode, "resizing the pool");
+
+        // Joining nodes get the cache configuration before they get keys.
+        let config = self.inner().cache;
+        for node in &joining {
+            self.push_config(node, &config).await;
+        }
+        let waits: Vec<(NodeId, oneshot::Receiver<()>)> = leaving
+            .iter()
+            .map(|node| {
+                let (sender, receiver) = oneshot::channel();
+                self.callbacks
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(node.clone(), sender);
+                (node.clone(), receiver)
+            })
+            .collect();
+        self.inner().pool = new.clone();
+
+        let notified = self.notify_frontend(&new, mode, change).await;
+        let timeout = Duration::from_millis(self.settings.move_callback_timeout_ms);
+        let stops = waits.into_iter().map(|(node, receiver)| async move {
+            // Without a notified front-end no move order comes: do not wait for it.
+            if notified && tokio::time::timeout(timeout, receiver).await.is_err() {
+                tracing::warn!(%node, "no hand-over callback in time; stopping the node anyway");
+            }
+            self.callbacks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&node);
+            self.stop_node(&node).await;
+        });
+        join_all(stops).await;
+        Ok(new)
+    }
+
+    async fn notify_frontend(&self, pool: &[NodeId], mode: &str, change: &str) -> bool {
+        let Some(frontend) = &self.settings.frontend_addr else {
+            return false;
+        };
+        let body = json!({ "node_ip": pool, "mode": mode, "change": change });
+        for attempt in 1..=self.settings.notify_attempts_max {
+            let outcome = self
+                .client
+                .send_with_timeout(
+                    Method::POST,
+                    frontend,
+                    "/api/notify",
+                    &[(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/json"),
+                    )],
+                    Bytes::from(body.to_string()),
+                    self.settings.notify_timeout_ms,
+                )
+                .await;
+            match outcome {
+                Ok(reply) if reply.status.is_success() => return true,
+                Ok(reply) => {
+                    tracing::warn!(status = %reply.status, attempt, "front-end refused the notify")
+                }
+                Err(error) => tracing::warn!(%error, attempt, "notify failed"),
+            }
+            tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+        }
+        tracing::warn!("front-end not notified; it will pick the pool up when it syncs");
+        false
+    }
+
+    /// Stops a node that left the pool: it is cleared so that it rejoins empty.
+    async fn stop_node(&self, node: &NodeId) {
+        let addr = self.node_addr(node);
+        if let Err(error) = self
+            .client
+            .send(Method::DELETE, &addr, CLEAR_PATH, &[], Bytes::new())
+            .await
+        {
+            tracing::warn!(%node, %error, "could not clear a leaving node");
+        }
+    }
+
+    async fn push_config(&self, node: &NodeId, config: &CacheConfig) -> bool {
+        let addr = self.node_addr(node);
+        match self
+            .client
+            .send_json(Method::POST, &addr, CONFIG_PATH, config)
+            .await
+        {
+            Ok(reply) if reply.status.is_success() => true,
+            outcome => {
+                tracing::warn!(%node, ?outcome, "could not push the cache configuration");
+                false
+            }
+        }
+    }
+
+    /// Sets the cache configuration and pushes it to every node of the pool.
+    pub async fn set_cache_config(&self, config: CacheConfig) -> Vec<String> {
+        self.inner().cache = config;
+        let pool = self.pool();
+        let mut failed = Vec::new();
+        for node in &pool {
+            if !self.push_config(node, &config).await {
+                failed.push(node.to_string());
+            }
+        }
+        failed
+    }
+
+    /// A leaving node reports that it handed its keys over.
+    pub fn move_done(&self, node: &NodeId) -> bool {
+        let sender = self
+            .callbacks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(node);
+        match sender {
+            Some(sender) => sender.send(()).is_ok(),
+            None => false,
+        }
+    }
+
+    async fn read_counters(&self, nodes: &[NodeId]) -> Vec<(NodeId, NodeCounters)> {
+        let calls = nodes.iter().map(|node| async move {
+            let addr = self.node_addr(node);
+            let reply = self
+                .client
+                .send(Method::GET, &addr, STATS_PATH, &[], Bytes::new())
+                .await
+                .ok()?;
+            #[derive(serde::Deserialize)]
+            struct Envelope {
+                content: NodeCounters,
+            }
+            let envelope: Envelope = reply.json()?;
+            Some((node.clone(), envelope.content))
+        });
+        join_all(calls).await.into_iter().flatten().collect()
+    }
+
+    /// One statistics round: sample every pool node and close finished minutes.
+    pub async fn collect_stats(&self) {
+        let pool = self.pool();
+        let samples = self.read_counters(&pool).await;
+        let now_ms = self.now_ms();
+        let samples: Vec<(String, NodeCounters)> = samples
+            .into_iter()
+            .map(|(node, counters)| (node.to_string(), counters))
+            .collect();
+        let mut inner = self.inner();
+        inner.recorder.record(now_ms, &samples);
+        inner.recorder.close_minutes(now_ms);
+    }
+
+    /// One auto-scaler round: the pool's GETs and hits since the last round decide
+    /// the new size. Returns the size decided, if the manager is in automatic mode.
+    pub async fn autoscale_round(self: &Arc<Self>) -> Option<usize> {
+        let _guard = self.resize_lock.lock().await;
+        let pool = self.pool();
+        let samples = self.read_counters(&pool).await;
+        let (mode, params, gets, hits) = {
+            let mut inner = self.inner();
+            let (mut gets, mut hits) = (0, 0);
+            for (node, counters) in &samples {
+                let before = inner
+                    .autoscale_baseline
+                    .get(node)
+                    .copied()
+                    .unwrap_or_default();
+                gets += counter_delta(before.gets, counters.gets);
+                hits += counter_delta(before.hits, counters.hits);
+                inner.autoscale_baseline.insert(node.clone(), *counters);
+            }
+            (inner.mode, inner.params, gets, hits)
+        };
+        if mode != Mode::Automatic {
+            return None;
+        }
+        let target = decide(&params, pool.len(), gets, hits).min(self.settings.slots.len());
+        tracing::info!(gets, hits, size = pool.len(), target, "auto-scaler round");
+        if target != pool.len() {
+            if let Err(error) = self.resize_locked(target, "automatic").await {
+                tracing::warn!(error = %error.message, "automatic resize failed");
+            }
+        }
+        Some(target)
+    }
+}
+
+/// The manager's router.
+pub fn router(state: Arc<ManagerState>) -> Router {
+    routes::router(state)
+}
+
+/// Runs the statistics collector and the auto-scaler until `shutdown`.
+pub async fn run_background(state: Arc<ManagerState>, shutdown: CancellationToken) {
+    let stats = {
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            let mut ticker =
+                tokio::time::interval(Duration::from_millis(state.settings.stats_interval_ms));
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = ticker.tick() => state.collect_stats().await,
+                }
+            }
+        }
+    };
+    let autoscale = async move {
+        let period = Duration::from_millis(state.settings.autoscale_interval_ms);
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => { state.autoscale_round().await; }
+            }
+        }
+    };
+    tokio::join!(stats, autoscale);
+}

@@ -1,0 +1,217 @@
+//! The manager's HTTP API, all under `/api/manager/`, in the documented envelopes.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use http::Method;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{ManagerState, Mode};
+use crate::api::{self, ApiError};
+use crate::autoscale::AutoParams;
+use crate::node::CacheConfig;
+use crate::ring::NodeId;
+
+pub fn router(state: Arc<ManagerState>) -> Router {
+    Router::new()
+        .route("/api/manager/pool_node_list", get(pool_node_list))
+        .route("/api/manager/poolsize", get(poolsize))
+        .route("/api/manager/poolsize/config", get(poolsize_config))
+        .route("/api/manager/poolsize/manual", post(manual))
+        .route("/api/manager/poolsize/automatic", post(automatic))
+        .route(
+            "/api/manager/cache/config",
+            get(get_cache_config).post(set_cache_config),
+        )
+        .route("/api/manager/aggregate_stats", get(aggregate_stats))
+        .route("/api/manager/cache/clear", delete(clear_cache))
+        .route("/api/manager/data/clear", delete(clear_data))
+        .route(crate::node::protocol::MOVE_DONE_PATH, post(move_done))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(api::not_found_fallback)
+        .method_not_allowed_fallback(|| async { api::method_not_allowed() })
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+async fn pool_node_list(State(state): State<Arc<ManagerState>>) -> Response {
+    let pool = state.pool();
+    let ids: Vec<usize> = pool
+        .iter()
+        .map(|node| {
+            state
+                .settings
+                .slots
+                .iter()
+                .position(|slot| slot == node)
+                .map_or(0, |i| i + 1)
+        })
+        .collect();
+    api::ok_with(json!({ "content": { "node_id_list": ids, "node_ip_list": pool } }))
+}
+
+async fn poolsize(State(state): State<Arc<ManagerState>>) -> Response {
+    api::ok_with(json!({ "content": { "size": state.pool().len() } }))
+}
+
+fn config_content(state: &ManagerState) -> Value {
+    let inner = state.inner();
+    let option = match inner.mode {
+        Mode::Manual => "manual",
+        Mode::Automatic => "automatic",
+    };
+    json!({
+        "resize_pool_option": option,
+        "resize_pool_parameters": {
+            "max_miss_rate_threshold": inner.params.max_miss_rate_threshold,
+            "min_miss_rate_threshold": inner.params.min_miss_rate_threshold,
+            "ratio_expand_pool": inner.params.expand_ratio,
+            "ratio_shrink_pool": inner.params.shrink_ratio,
+            "auto_mode": inner.mode == Mode::Automatic,
+        },
+    })
+}
+
+async fn poolsize_config(State(state): State<Arc<ManagerState>>) -> Response {
+    api::ok_with(json!({ "content": config_content(&state) }))
+}
+
+#[derive(Deserialize)]
+struct Manual {
+    change: String,
+}
+
+async fn manual(
+    State(state): State<Arc<ManagerState>>,
+    body: Result<Json<Manual>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body?;
+    let grow = match body.change.as_str() {
+        "increase" => true,
+        "decrease" => false,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "change must be \"increase\" or \"decrease\", not {other:?}"
+            )))
+        }
+    };
+    let pool = state.resize_by_one(grow).await?;
+    Ok(api::ok_with(json!({
+        "content": { "size": pool.len(), "node_ip_list": pool },
+    })))
+}
+
+async fn automatic(
+    State(state): State<Arc<ManagerState>>,
+    body: Result<Json<AutoParams>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(params) = body?;
+    params
+        .validate()
+        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    {
+        let mut inner = state.inner();
+        inner.params = params;
+        inner.mode = Mode::Automatic;
+    }
+    Ok(api::ok_with(json!({ "content": config_content(&state) })))
+}
+
+async fn get_cache_config(State(state): State<Arc<ManagerState>>) -> Response {
+    let config = state.inner().cache;
+    api::ok_with(json!({ "content": config }))
+}
+
+async fn set_cache_config(
+    State(state): State<Arc<ManagerState>>,
+    body: Result<Json<CacheConfig>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(config) = body?;
+    config.validate()?;
+    let failed = state.set_cache_config(config).await;
+    Ok(api::ok_with(json!({
+        "content": config,
+        "unreachable_nodes": failed,
+    })))
+}
+
+async fn aggregate_stats(State(state): State<Arc<ManagerState>>) -> Response {
+    let inner = state.inner();
+    let points = inner.recorder.points();
+    let totals = inner.recorder.latest_totals();
+    let series = |f: &dyn Fn(&crate::stats::MinutePoint) -> Value| -> Vec<Value> {
+        points.iter().map(f).collect()
+    };
+    api::ok_with(json!({
+        "content": {
+            "minutes": series(&|p| json!(p.minute)),
+            "hit_rate": series(&|p| json!(p.hit_rate)),
+            "miss_rate": series(&|p| json!(p.miss_rate)),
+            "number_of_items_in_cache": series(&|p| json!(p.items)),
+            "total_size_of_items_in_cache": series(&|p| json!(p.size_mb)),
+            "number_of_requests_served_per_minute": series(&|p| json!(p.requests_per_minute)),
+            "number_of_nodes": inner.pool.len(),
+            "current": {
+                "number_of_items_in_cache": totals.items,
+                "total_size_of_items_in_cache": totals.used_bytes as f64 / (1024.0 * 1024.0),
+                "gets": totals.gets,
+                "hits": totals.hits,
+                "requests": totals.requests,
+            },
+        },
+    }))
+}
+
+async fn forward_clear(state: &ManagerState, path: &str) -> Result<Response, ApiError> {
+    let Some(frontend) = &state.settings.frontend_addr else {
+        return Err(ApiError::unavailable("no front-end is configured"));
+    };
+    let reply = state
+        .client
+        .send_with_timeout(
+            Method::DELETE,
+            frontend,
+            path,
+            &[],
+            Bytes::new(),
+            state.settings.notify_timeout_ms,
+        )
+        .await
+        .map_err(|error| ApiError::unavailable(error.to_string()))?;
+    if reply.status.is_success() {
+        Ok(api::ok())
+    } else {
+        Err(ApiError::new(
+            reply.status,
+            format!("the front-end answered {}", reply.status),
+        ))
+    }
+}
+
+async fn clear_cache(State(state): State<Arc<ManagerState>>) -> Result<Response, ApiError> {
+    forward_clear(&state, "/api/clear/cache").await
+}
+
+async fn clear_data(State(state): State<Arc<ManagerState>>) -> Result<Response, ApiError> {
+    forward_clear(&state, "/api/clear/data").await
+}
+
+#[derive(Deserialize)]
+struct MoveDone {
+    node: NodeId,
+}
+
+async fn move_done(
+    State(state): State<Arc<ManagerState>>,
+    body: Result<Json<MoveDone>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body?;
+    let expected = state.move_done(&body.node);
+    Ok(api::ok_with(json!({ "expected": expected })))
+}

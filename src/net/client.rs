@@ -1,0 +1,248 @@
+//! A kept-alive HTTP/1.1 client over any [`Connector`], with a timeout on every call
+//! and a cap on every response body.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{HeaderMap, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use thiserror::Error;
+
+use super::{BoxIo, SharedConnector};
+
+/// Limits of a client.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientSettings {
+    /// Whole-call timeout: connect, send, and read the full answer.
+    pub timeout_ms: u64,
+    /// Largest answer body accepted.
+    pub body_max_bytes: usize,
+    /// Idle kept-alive connections per peer.
+    pub idle_per_host_max: usize,
+    /// How long an idle connection is kept.
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            timeout_ms: 5_000,
+            body_max_bytes: 64 * 1024 * 1024,
+            idle_per_host_max: 64,
+            idle_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("call to {addr} timed out after {timeout_ms} ms")]
+    Timeout { addr: String, timeout_ms: u64 },
+    #[error("call to {addr} failed: {message}")]
+    Transport { addr: String, message: String },
+    #[error("bad request to {addr}: {message}")]
+    BadRequest { addr: String, message: String },
+}
+
+/// A whole answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The answer's body as JSON, if it is.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// An HTTP client; cheap to clone (clones share the connection pool).
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<ConnectorService, Full<Bytes>>,
+    settings: ClientSettings,
+}
+
+impl HttpClient {
+    pub fn new(connector: SharedConnector, settings: ClientSettings) -> Self {
+        let inner = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_millis(settings.idle_timeout_ms))
+            .pool_max_idle_per_host(settings.idle_per_host_max)
+            .build(ConnectorService(connector));
+        HttpClient { inner, settings }
+    }
+
+    pub fn settings(&self) -> ClientSettings {
+        self.settings
+    }
+
+    /// Sends one request to `addr` (`host:port`) and reads the whole answer.
+    pub async fn send(
+        &self,
+        method: Method,
+        addr: &str,
+        path_and_query: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<Reply, ClientError> {
+        self.send_with_timeout(
+            method,
+            addr,
+            path_and_query,
+            headers,
+            body,
+            self.settings.timeout_ms,
+        )
+        .await
+    }
+
+    /// [`HttpClient::send`] with its own timeout.
+    pub async fn send_with_timeout(
+        &self,
+        method: Method,
+        addr: &str,
+        path_and_query: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+        timeout_ms: u64,
+    ) -> Result<Reply, ClientError> {
+        let uri: Uri = format!("http://{addr}{path_and_query}").parse().map_err(
+            |error: http::uri::InvalidUri| ClientError::BadRequest {
+                addr: addr.to_owned(),
+                message: error.to_string(),
+            },
+        )?;
+        let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .body(Full::new(body))
+            .map_err(|error| ClientError::BadRequest {
+                addr: addr.to_owned(),
+                message: error.to_string(),
+            })?;
+        let transport = |message: String| ClientError::Transport {
+            addr: addr.to_owned(),
+            message,
+        };
+        let call = async {
+            let response = self
+                .inner
+                .request(request)
+                .await
+                .map_err(|error| transport(format!("{error:#}")))?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, self.settings.body_max_bytes)
+                .collect()
+                .await
+                .map_err(|error| transport(error.to_string()))?
+                .to_bytes();
+            Ok(Reply {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        match tokio::time::timeout(Duration::from_millis(timeout_ms), call).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(ClientError::Timeout {
+                addr: addr.to_owned(),
+                timeout_ms,
+            }),
+        }
+    }
+
+    /// Sends a JSON body.
+    pub async fn send_json<T: serde::Serialize + ?Sized>(
+        &self,
+        method: Method,
+        addr: &str,
+        path: &str,
+        value: &T,
+    ) -> Result<Reply, ClientError> {
+        let body = serde_json::to_vec(value).expect("values we send always serialize");
+        let headers = [(CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+        self.send(method, addr, path, &headers, Bytes::from(body))
+            .await
+    }
+}
+
+/// Adapts a [`super::Connector`] to the connector hyper's pool expects.
+#[derive(Clone)]
+struct ConnectorService(SharedConnector);
+
+impl tower::Service<Uri> for ConnectorService {
+    type Response = PooledIo;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<PooledIo>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connector = self.0.clone();
+        Box::pin(async move {
+            let authority = uri.authority().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "no authority in URI")
+            })?;
+            let addr = match authority.port_u16() {
+                Some(_) => authority.as_str().to_owned(),
+                None => format!("{}:80", authority.host()),
+            };
+            let io = connector.connect(&addr).await?;
+            Ok(PooledIo(TokioIo::new(io)))
+        })
+    }
+}
+
+/// A connection as hyper's pool holds it.
+struct PooledIo(TokioIo<BoxIo>);
+
+impl Connection for PooledIo {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl hyper::rt::Read for PooledIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for PooledIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,97 @@
+//! Serves an axum router over any [`Listener`], with HTTP/1.1 keep-alive, a header
+//! read timeout, no `Date` header (it would read the real clock) and graceful
+//! shutdown.
+
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::Listener;
+
+/// Limits of a server.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerSettings {
+    /// How long a client may take to send the request head.
+    pub header_read_timeout_ms: u64,
+    /// How long open connections get to finish after shutdown begins.
+    pub shutdown_grace_ms: u64,
+    /// Connections served at once; further accepts wait.
+    pub connections_max: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            header_read_timeout_ms: 10_000,
+            shutdown_grace_ms: 5_000,
+            connections_max: 4_096,
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then lets open
+/// connections finish their current request (up to the grace period).
+pub async fn serve(
+    mut listener: Box<dyn Listener>,
+    router: Router,
+    settings: ServerSettings,
+    shutdown: CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(settings.connections_max));
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (io, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                // Back off briefly: accept errors (e.g. too many open files) repeat.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            let mut builder = http1::Builder::new();
+            builder
+                .keep_alive(true)
+                .auto_date_header(false)
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_millis(settings.header_read_timeout_ms));
+            let connection = builder.serve_connection(TokioIo::new(io), service);
+            tokio::pin!(connection);
+            let outcome = tokio::select! {
+                outcome = connection.as_mut() => outcome,
+                _ = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = outcome {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    tracker.close();
+    let grace = Duration::from_millis(settings.shutdown_grace_ms);
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!("connections still open after the shutdown grace period");
+    }
+}

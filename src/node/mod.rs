@@ -1,0 +1,411 @@
+//! The cache node service: a thin HTTP shell around the pure [`CacheStore`].
+//!
+//! Items travel as raw bytes with their version and mime type in headers (see
+//! [`protocol`]). `move_keys` keeps the documented JSON shape.
+
+pub mod protocol;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::api::{self, ApiError};
+use crate::balance::MoveKeysPayload;
+use crate::cache::store::{CacheStore, Entry, Policy, PutError, PutOutcome, MB};
+use crate::net::client::HttpClient;
+use crate::ring::NodeId;
+use crate::stats::NodeCounters;
+use protocol::{item_path, VERSION_HEADER};
+
+/// Largest capacity a node accepts, in MB.
+pub const CAPACITY_MB_MAX: u64 = 64 * 1024;
+/// Keys sent at once while moving.
+const MOVES_IN_FLIGHT_MAX: usize = 8;
+
+/// A node's cache configuration, as the documented API carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CacheConfig {
+    /// Capacity in MB (fractions allowed).
+    pub capacity: f64,
+    pub policy: Policy,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            capacity: 64.0,
+            policy: Policy::Lru,
+        }
+    }
+}
+
+impl CacheConfig {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if !self.capacity.is_finite() || self.capacity < 0.0 {
+            return Err(ApiError::bad_request(
+                "capacity must be a non-negative number of MB",
+            ));
+        }
+        if self.capacity > CAPACITY_MB_MAX as f64 {
+            return Err(ApiError::bad_request(format!(
+                "capacity must be at most {CAPACITY_MB_MAX} MB"
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn capacity_bytes(&self) -> u64 {
+        (self.capacity * MB as f64).round() as u64
+    }
+}
+
+/// How a node is set up.
+#[derive(Clone, Debug)]
+pub struct NodeSettings {
+    /// This node's id as the pool knows it.
+    pub node_id: NodeId,
+    /// Port of the other nodes, for ids without their own port.
+    pub node_port: u16,
+    /// The manager's host, for the move callback (the port comes with the order).
+    pub manager_host: Option<String>,
+    pub cache: CacheConfig,
+    /// Seed of the random replacement policy.
+    pub rng_seed: u64,
+    /// Largest item body accepted.
+    pub body_max_bytes: usize,
+}
+
+/// Counters a node keeps (cumulative since start).
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    gets: AtomicU64,
+    hits: AtomicU64,
+}
+
+/// A cache node's shared state.
+pub struct NodeState {
+    settings: NodeSettings,
+    store: Mutex<CacheStore>,
+    counters: Counters,
+    client: HttpClient,
+}
+
+impl NodeState {
+    pub fn new(settings: NodeSettings, client: HttpClient) -> Arc<Self> {
+        let store = CacheStore::new(
+            settings.cache.capacity_bytes(),
+            settings.cache.policy,
+            settings.rng_seed,
+        );
+        Arc::new(NodeState {
+            settings,
+            store: Mutex::new(store),
+            counters: Counters::default(),
+            client,
+        })
+    }
+
+    fn store(&self) -> MutexGuard<'_, CacheStore> {
+        // A panic while holding the lock cannot leave the store half-updated in a
+        // way that matters more than losing the node; keep serving.
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The node's counters now.
+    pub fn counters(&self) -> NodeCounters {
+        let store = self.store();
+        NodeCounters {
+            items: store.len() as u64,
+            used_bytes: store.used_bytes(),
+            requests: self.counters.requests.load(Ordering::Relaxed),
+            gets: self.counters.gets.load(Ordering::Relaxed),
+            hits: self.counters.hits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Keys held, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        self.store().keys_sorted()
+    }
+
+    pub fn node_id(&self) -> &NodeId {
+        &self.settings.node_id
+    }
+}
+
+/// The node's router.
+pub fn router(state: Arc<NodeState>) -> Router {
+    let body_max_bytes = state.settings.body_max_bytes;
+    Router::new()
+        .route(
+            "/api/cache/item/{key}",
+            get(get_item).put(put_item).delete(invalidate_item),
+        )
+        .route(
+            protocol::CLEAR_PATH,
+            axum::routing::delete(clear).post(clear),
+        )
+        .route(
+            protocol::CONFIG_PATH,
+            get(get_config).post(set_config).put(set_config),
+        )
+        .route(protocol::STATS_PATH, get(stats))
+        .route("/api/cache/keys", get(keys))
+        .route(protocol::MOVE_KEYS_PATH, post(move_keys))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(api::not_found_fallback)
+        .method_not_allowed_fallback(|| async { api::method_not_allowed() })
+        .layer(DefaultBodyLimit::max(body_max_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), count_request))
+        .with_state(state)
+}
+
+async fn count_request(
+    State(state): State<Arc<NodeState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    next.run(request).await
+}
+
+async fn get_item(State(state): State<Arc<NodeState>>, Path(key): Path<String>) -> Response {
+    state.counters.gets.fetch_add(1, Ordering::Relaxed);
+    let hit = state.store().get(&key).cloned();
+    match hit {
+        Some(entry) => {
+            state.counters.hits.fetch_add(1, Ordering::Relaxed);
+            let mime = HeaderValue::from_str(&entry.mime)
+                .unwrap_or(HeaderValue::from_static(crate::mime::OCTET_STREAM));
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, mime),
+                    (
+                        header::HeaderName::from_static(VERSION_HEADER),
+                        HeaderValue::from(entry.version),
+                    ),
+                ],
+                entry.bytes,
+            )
+                .into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+fn version_of(headers: &HeaderMap) -> Result<u64, ApiError> {
+    headers
+        .get(VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("header {VERSION_HEADER} must be a version number"))
+        })
+}
+
+async fn put_item(
+    State(state): State<Arc<NodeState>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let version = version_of(&headers)?;
+    let mime = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(crate::mime::OCTET_STREAM)
+        .to_owned();
+    let entry = Entry {
+        bytes: body,
+        mime,
+        version,
+    };
+    let outcome = state.store().put(&key, entry);
+    match outcome {
+        Ok(PutOutcome::Stored) => Ok(StatusCode::CREATED.into_response()),
+        Ok(PutOutcome::Replaced) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(PutOutcome::StaleRefused) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "a newer version of this key is known",
+        )),
+        Err(error @ PutError::TooLarge { .. }) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            error.to_string(),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct VersionQuery {
+    version: Option<u64>,
+}
+
+async fn invalidate_item(
+    State(state): State<Arc<NodeState>>,
+    Path(key): Path<String>,
+    Query(query): Query<VersionQuery>,
+) -> Response {
+    let removed = match query.version {
+        Some(version) => state.store().invalidate(&key, version),
+        None => state.store().remove(&key).is_some(),
+    };
+    api::ok_with(json!({ "removed": removed }))
+}
+
+async fn clear(State(state): State<Arc<NodeState>>) -> Response {
+    state.store().clear();
+    api::ok()
+}
+
+async fn get_config(State(state): State<Arc<NodeState>>) -> Response {
+    let store = state.store();
+    let config = CacheConfig {
+        capacity: store.capacity_bytes() as f64 / MB as f64,
+        policy: store.policy(),
+    };
+    api::ok_with(json!({ "content": config }))
+}
+
+async fn set_config(
+    State(state): State<Arc<NodeState>>,
+    body: Result<Json<CacheConfig>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(config) = body?;
+    config.validate()?;
+    let mut store = state.store();
+    store.set_policy(config.policy);
+    store.set_capacity(config.capacity_bytes());
+    Ok(api::ok())
+}
+
+async fn stats(State(state): State<Arc<NodeState>>) -> Response {
+    let counters = state.counters();
+    api::ok_with(json!({
+        "content": counters,
+        "hit_rate": counters.hit_rate(),
+        "miss_rate": counters.miss_rate(),
+    }))
+}
+
+async fn keys(State(state): State<Arc<NodeState>>) -> Response {
+    api::ok_with(json!({ "keys": state.keys() }))
+}
+
+/// What became of the keys of one move order.
+#[derive(Debug, Default, Serialize)]
+struct MoveReport {
+    moved: usize,
+    missing: usize,
+    failed: usize,
+}
+
+async fn move_keys(
+    State(state): State<Arc<NodeState>>,
+    body: Result<Json<MoveKeysPayload>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(payload) = body?;
+    if payload.port != crate::balance::STAYING_PORT && !(1..=65535).contains(&payload.port) {
+        return Err(ApiError::bad_request("port must be -1 or a TCP port"));
+    }
+    let report = hand_over(&state, &payload).await;
+    tracing::info!(
+        node = %state.settings.node_id,
+        moved = report.moved,
+        missing = report.missing,
+        failed = report.failed,
+        "move_keys done"
+    );
+    if payload.port != crate::balance::STAYING_PORT {
+        callback_manager(&state, payload.port as u16).await;
+    }
+    Ok(api::ok_with(json!({ "content": report })))
+}
+
+/// Sends every listed key this node holds to its destination, dropping it locally
+/// once the destination has it (or has something newer).
+async fn hand_over(state: &Arc<NodeState>, payload: &MoveKeysPayload) -> MoveReport {
+    let work: Vec<(String, String)> = payload
+        .dest
+        .iter_keys()
+        .map(|(dest, key)| (dest.address(state.settings.node_port), key.to_owned()))
+        .collect();
+    let outcomes: Vec<Option<bool>> = stream::iter(work)
+        .map(|(addr, key)| {
+            let state = state.clone();
+            async move {
+                let entry = state.store().peek(&key).cloned()?;
+                let headers = [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_str(&entry.mime)
+                            .unwrap_or(HeaderValue::from_static(crate::mime::OCTET_STREAM)),
+                    ),
+                    (
+                        header::HeaderName::from_static(VERSION_HEADER),
+                        HeaderValue::from(entry.version),
+                    ),
+                ];
+                let sent = state
+                    .client
+                    .send(Method::PUT, &addr, &item_path(&key), &headers, entry.bytes.clone())
+                    .await;
+                let delivered = matches!(&sent, Ok(reply) if reply.status.is_success() || reply.status == StatusCode::CONFLICT);
+                if delivered {
+                    // Drop the local copy unless it changed meanwhile.
+                    let mut store = state.store();
+                    if store.peek(&key).map(|e| e.version) == Some(entry.version) {
+                        store.remove(&key);
+                    }
+                } else {
+                    tracing::warn!(%key, %addr, outcome = ?sent.map(|r| r.status), "move of key failed");
+                }
+                Some(delivered)
+            }
+        })
+        .buffered(MOVES_IN_FLIGHT_MAX)
+        .collect()
+        .await;
+    let mut report = MoveReport::default();
+    for outcome in outcomes {
+        match outcome {
+            None => report.missing += 1,
+            Some(true) => report.moved += 1,
+            Some(false) => report.failed += 1,
+        }
+    }
+    report
+}
+
+async fn callback_manager(state: &Arc<NodeState>, port: u16) {
+    let Some(host) = &state.settings.manager_host else {
+        tracing::warn!("move order asks for a manager callback but no manager is configured");
+        return;
+    };
+    let addr = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let body = json!({ "node": state.settings.node_id });
+    if let Err(error) = state
+        .client
+        .send_json(Method::POST, &addr, protocol::MOVE_DONE_PATH, &body)
+        .await
+    {
+        tracing::warn!(%error, "manager callback failed");
+    }
+}

@@ -1,0 +1,335 @@
+//! Wiring: starts each role on a listener and a connector, and `memring up`, which
+//! runs the front-end, the manager and eight node slots in one process.
+//!
+//! The role starters take the seam (listener, connector) and a shutdown token from
+//! the caller, so the simulation can start the same services on turmoil.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::frontend::{self, FrontendSettings, FrontendState};
+use crate::manager::{self, ManagerSettings, ManagerState};
+use crate::net::client::{ClientSettings, HttpClient};
+use crate::net::server::{serve, ServerSettings};
+use crate::net::{Listener, SharedConnector, TokioConnector, TokioListener};
+use crate::node::{self, CacheConfig, NodeSettings, NodeState};
+use crate::ring::NodeId;
+use crate::storage::local::LocalBlobStore;
+use crate::storage::sqlite::SqliteKeyIndex;
+use crate::storage::{BlobStore, KeyIndex};
+
+/// A running service.
+pub struct Service<S> {
+    pub state: Arc<S>,
+    pub addr: String,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<()>,
+}
+
+impl<S> Service<S> {
+    /// Stops the service and waits until its listener is closed.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Starts a cache node on `listener`.
+pub fn start_node(
+    settings: NodeSettings,
+    listener: Box<dyn Listener>,
+    connector: SharedConnector,
+    shutdown: CancellationToken,
+) -> Service<NodeState> {
+    let client = HttpClient::new(connector, ClientSettings::default());
+    let state = NodeState::new(settings, client);
+    let addr = listener.local_addr();
+    let router = node::router(state.clone());
+    let task = tokio::spawn(serve(
+        listener,
+        router,
+        ServerSettings::default(),
+        shutdown.clone(),
+    ));
+    Service {
+        state,
+        addr,
+        shutdown,
+        task,
+    }
+}
+
+/// Starts the front-end on `listener`, with its background tasks.
+pub fn start_frontend(
+    settings: FrontendSettings,
+    blobs: Arc<dyn BlobStore>,
+    index: Arc<dyn KeyIndex>,
+    listener: Box<dyn Listener>,
+    connector: SharedConnector,
+    shutdown: CancellationToken,
+) -> Service<FrontendState> {
+    let client = HttpClient::new(connector, ClientSettings::default());
+    let state = FrontendState::new(settings, client, blobs, index);
+    let addr = listener.local_addr();
+    let router = frontend::router(state.clone());
+    let background = frontend::run_background(state.clone(), shutdown.clone());
+    let server = serve(
+        listener,
+        router,
+        ServerSettings::default(),
+        shutdown.clone(),
+    );
+    let task = tokio::spawn(async move {
+        tokio::join!(server, background);
+    });
+    Service {
+        state,
+        addr,
+        shutdown,
+        task,
+    }
+}
+
+/// Starts the manager on `listener`, with its statistics and auto-scaler tasks.
+pub fn start_manager(
+    settings: ManagerSettings,
+    listener: Box<dyn Listener>,
+    connector: SharedConnector,
+    shutdown: CancellationToken,
+) -> Result<Service<ManagerState>, String> {
+    let client = HttpClient::new(connector, ClientSettings::default());
+    let state = ManagerState::new(settings, client)?;
+    let addr = listener.local_addr();
+    let router = manager::router(state.clone());
+    let background = manager::run_background(state.clone(), shutdown.clone());
+    let server = serve(
+        listener,
+        router,
+        ServerSettings::default(),
+        shutdown.clone(),
+    );
+    let task = tokio::spawn(async move {
+        tokio::join!(server, background);
+    });
+    Ok(Service {
+        state,
+        addr,
+        shutdown,
+        task,
+    })
+}
+
+/// Settings of `memring up`.
+#[derive(Clone, Debug)]
+pub struct UpSettings {
+    pub data_dir: PathBuf,
+    /// Host every role binds and is addressed on.
+    pub host: String,
+    /// Port 0 picks a free port (tests).
+    pub frontend_port: u16,
+    pub manager_port: u16,
+    /// One port per node slot (1 to 8 slots).
+    pub node_ports: Vec<u16>,
+    pub cache: CacheConfig,
+    pub upload_max_bytes: usize,
+    /// Seed of the services' random generators.
+    pub rng_seed: u64,
+    /// Overrides of the services' timing (tests shorten them).
+    pub stats_interval_ms: u64,
+    pub autoscale_interval_ms: u64,
+}
+
+impl UpSettings {
+    pub fn new(data_dir: PathBuf) -> Self {
+        UpSettings {
+            data_dir,
+            host: "127.0.0.1".to_owned(),
+            frontend_port: 5000,
+            manager_port: 5004,
+            node_ports: (5101..=5108).collect(),
+            cache: CacheConfig::default(),
+            upload_max_bytes: frontend::UPLOAD_MAX_BYTES_DEFAULT,
+            rng_seed: 0,
+            stats_interval_ms: 5_000,
+            autoscale_interval_ms: 60_000,
+        }
+    }
+}
+
+/// Everything `memring up` runs.
+pub struct Up {
+    pub frontend: Service<FrontendState>,
+    pub manager: Service<ManagerState>,
+    nodes: Vec<Option<Service<NodeState>>>,
+    node_addrs: Vec<String>,
+    pub index: Arc<SqliteKeyIndex>,
+    pub shutdown: CancellationToken,
+    settings: UpSettings,
+}
+
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Starts the whole system on one machine.
+pub async fn start_up(settings: UpSettings) -> Result<Up, String> {
+    if settings.node_ports.is_empty() || settings.node_ports.len() > 8 {
+        return Err("memring up runs 1 to 8 node slots".to_owned());
+    }
+    std::fs::create_dir_all(&settings.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
+    let blobs = LocalBlobStore::open(&settings.data_dir.join("blobs"))
+        .map_err(|e| format!("blob store: {e}"))?;
+    let index = Arc::new(
+        SqliteKeyIndex::open(&settings.data_dir.join("index.sqlite"))
+            .await
+            .map_err(|e| format!("key index: {e}"))?,
+    );
+    let connector: SharedConnector = Arc::new(TokioConnector);
+    let shutdown = CancellationToken::new();
+    let bind = |port: u16| {
+        let addr = join_host_port(&settings.host, port);
+        async move {
+            TokioListener::bind(&addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))
+        }
+    };
+
+    let manager_listener = bind(settings.manager_port).await?;
+    let manager_addr = manager_listener.local_addr();
+    let manager_port = port_of(&manager_addr);
+    let frontend_listener = bind(settings.frontend_port).await?;
+    let frontend_addr = frontend_listener.local_addr();
+
+    let mut nodes = Vec::new();
+    for (slot, &port) in settings.node_ports.iter().enumerate() {
+        let listener = bind(port).await?;
+        let node_id = NodeId::new(&listener.local_addr()).map_err(|e| e.to_string())?;
+        nodes.push(start_node(
+            node_settings(&settings, slot, node_id),
+            Box::new(listener),
+            connector.clone(),
+            shutdown.child_token(),
+        ));
+    }
+    let slots: Vec<NodeId> = nodes.iter().map(|n| n.state.node_id().clone()).collect();
+    let node_addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+
+    let mut manager_settings = ManagerSettings::new(slots);
+    manager_settings.frontend_addr = Some(frontend_addr.clone());
+    manager_settings.cache = settings.cache;
+    manager_settings.stats_interval_ms = settings.stats_interval_ms;
+    manager_settings.autoscale_interval_ms = settings.autoscale_interval_ms;
+    let manager = start_manager(
+        manager_settings,
+        Box::new(manager_listener),
+        connector.clone(),
+        shutdown.child_token(),
+    )?;
+
+    let frontend_settings = FrontendSettings {
+        manager_addr: Some(manager_addr),
+        manager_port,
+        upload_max_bytes: settings.upload_max_bytes,
+        rng_seed: settings.rng_seed,
+        ..FrontendSettings::default()
+    };
+    let frontend = start_frontend(
+        frontend_settings,
+        Arc::new(blobs),
+        index.clone(),
+        Box::new(frontend_listener),
+        connector,
+        shutdown.child_token(),
+    );
+    Ok(Up {
+        frontend,
+        manager,
+        nodes: nodes.into_iter().map(Some).collect(),
+        node_addrs,
+        index,
+        shutdown,
+        settings,
+    })
+}
+
+fn node_settings(settings: &UpSettings, slot: usize, node_id: NodeId) -> NodeSettings {
+    NodeSettings {
+        node_id,
+        node_port: crate::cli::NODE_PORT_DEFAULT,
+        manager_host: Some(settings.host.clone()),
+        cache: settings.cache,
+        rng_seed: settings.rng_seed.wrapping_add(slot as u64 + 1),
+        body_max_bytes: settings.upload_max_bytes + 1024,
+    }
+}
+
+fn port_of(addr: &str) -> u16 {
+    addr.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Up {
+    /// Waits until the front-end knows the pool.
+    pub async fn ready(&self) {
+        while self.frontend.state.routing().is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The address of every node slot.
+    pub fn node_addrs(&self) -> &[String] {
+        &self.node_addrs
+    }
+
+    /// The running node of `slot`, if it runs.
+    pub fn node(&self, slot: usize) -> Option<&Service<NodeState>> {
+        self.nodes.get(slot).and_then(Option::as_ref)
+    }
+
+    /// Stops node `slot`, as if its process died; its address is kept for
+    /// [`Up::restart_node`].
+    pub async fn kill_node(&mut self, slot: usize) {
+        if let Some(node) = self.nodes.get_mut(slot).and_then(Option::take) {
+            node.stop().await;
+        }
+    }
+
+    /// Starts node `slot` again, empty, on its old address.
+    pub async fn restart_node(&mut self, slot: usize) -> Result<(), String> {
+        self.kill_node(slot).await;
+        let addr = self.node_addrs[slot].clone();
+        let listener = TokioListener::bind(&addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let node_id = NodeId::new(&addr).map_err(|e| e.to_string())?;
+        self.nodes[slot] = Some(start_node(
+            node_settings(&self.settings, slot, node_id),
+            Box::new(listener),
+            Arc::new(TokioConnector),
+            self.shutdown.child_token(),
+        ));
+        Ok(())
+    }
+
+    /// Shuts everything down gracefully and closes the key index.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.frontend.task.await;
+        let _ = self.manager.task.await;
+        for node in self.nodes.into_iter().flatten() {
+            let _ = node.task.await;
+        }
+        self.index.close().await;
+    }
+}

@@ -1,0 +1,205 @@
+//! Helpers for the integration tests: a whole system on ephemeral loopback ports and
+//! a small HTTP client that speaks the documented API.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Method, StatusCode};
+use memring::net::client::{ClientSettings, HttpClient, Reply};
+use memring::net::TokioConnector;
+use memring::up::{start_up, Up, UpSettings};
+use serde_json::Value;
+
+/// Settings for a test system on free ports under `dir`.
+pub fn settings(dir: &Path) -> UpSettings {
+    let mut settings = UpSettings::new(dir.to_path_buf());
+    settings.frontend_port = 0;
+    settings.manager_port = 0;
+    settings.node_ports = vec![0; 8];
+    settings.stats_interval_ms = 200;
+    settings.rng_seed = 7;
+    settings
+}
+
+/// Starts a system and waits until the front-end knows the pool.
+pub async fn start(settings: UpSettings) -> Up {
+    let up = start_up(settings).await.expect("memring starts");
+    tokio::time::timeout(Duration::from_secs(10), up.ready())
+        .await
+        .expect("the front-end learns the pool");
+    up
+}
+
+/// A client of the public API.
+#[derive(Clone)]
+pub struct Api {
+    pub client: HttpClient,
+    pub frontend: String,
+    pub manager: String,
+}
+
+impl Api {
+    pub fn new(up: &Up) -> Self {
+        let settings = ClientSettings {
+            timeout_ms: 30_000,
+            ..ClientSettings::default()
+        };
+        Api {
+            client: HttpClient::new(Arc::new(TokioConnector), settings),
+            frontend: up.frontend.addr.clone(),
+            manager: up.manager.addr.clone(),
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        addr: &str,
+        path: &str,
+        body: Bytes,
+        content_type: Option<&str>,
+    ) -> Reply {
+        let headers: Vec<_> = content_type
+            .map(|ct| (CONTENT_TYPE, HeaderValue::from_str(ct).unwrap()))
+            .into_iter()
+            .collect();
+        self.client
+            .send(method, addr, path, &headers, body)
+            .await
+            .expect("the call is answered")
+    }
+
+    /// POST with a JSON body given as text (so malformed JSON can be sent).
+    pub async fn post_json(&self, addr: &str, path: &str, json: &str) -> Reply {
+        self.call(
+            Method::POST,
+            addr,
+            path,
+            Bytes::from(json.to_owned()),
+            Some("application/json"),
+        )
+        .await
+    }
+
+    /// Uploads through the documented multipart form.
+    pub async fn upload(&self, key: Option<&str>, file: Option<(&[u8], Option<&str>)>) -> Reply {
+        let (body, content_type) = multipart(key, file);
+        self.call(
+            Method::POST,
+            &self.frontend.clone(),
+            "/api/upload",
+            body,
+            Some(&content_type),
+        )
+        .await
+    }
+
+    pub async fn upload_ok(&self, key: &str, bytes: &[u8]) {
+        let reply = self
+            .upload(Some(key), Some((bytes, Some("image/png"))))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(json(&reply)["success"], "true");
+    }
+
+    /// `GET /images/{key}`.
+    pub async fn image(&self, key: &str) -> Reply {
+        let path = format!("/images/{}", encode(key));
+        self.call(
+            Method::GET,
+            &self.frontend.clone(),
+            &path,
+            Bytes::new(),
+            None,
+        )
+        .await
+    }
+
+    pub async fn manager_get(&self, path: &str) -> Reply {
+        self.call(Method::GET, &self.manager.clone(), path, Bytes::new(), None)
+            .await
+    }
+
+    pub async fn resize(&self, change: &str) -> Reply {
+        self.post_json(
+            &self.manager.clone(),
+            "/api/manager/poolsize/manual",
+            &format!("{{\"change\":\"{change}\"}}"),
+        )
+        .await
+    }
+}
+
+pub fn encode(key: &str) -> String {
+    percent_encoding::utf8_percent_encode(key, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+pub fn json(reply: &Reply) -> Value {
+    serde_json::from_slice(&reply.body)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&reply.body)))
+}
+
+/// Asserts the documented failure envelope with this status.
+pub fn assert_error(reply: &Reply, status: StatusCode) {
+    assert_eq!(
+        reply.status,
+        status,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let body = json(reply);
+    assert_eq!(body["success"], "false");
+    assert_eq!(body["error"]["code"], status.as_u16());
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+}
+
+/// A multipart/form-data body with optional `key` and `file` parts.
+pub fn multipart(key: Option<&str>, file: Option<(&[u8], Option<&str>)>) -> (Bytes, String) {
+    let boundary = "memring-test-boundary-7d1f";
+    let mut body = Vec::new();
+    if let Some(key) = key {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n{key}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    if let Some((bytes, content_type)) = file {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"image\"\r\n").as_bytes());
+        if let Some(ct) = content_type {
+            body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (
+        Bytes::from(body),
+        format!("multipart/form-data; boundary={boundary}"),
+    )
+}
+
+/// A small distinct "image" for key `key`, generation `generation`.
+pub fn image_bytes(key: &str, generation: u32) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    bytes.extend_from_slice(format!("{key}#{generation}").as_bytes());
+    bytes.extend(std::iter::repeat_n(
+        (generation % 251) as u8,
+        1000 + generation as usize,
+    ));
+    bytes
+}

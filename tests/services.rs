@@ -1,0 +1,460 @@
+//! The services over real loopback TCP: the documented flows, resizes 1..8..1,
+//! re-uploads, bad input, restart durability and a node killed mid-run.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use bytes::Bytes;
+use common::{assert_error, image_bytes, json, start, Api};
+use http::{Method, StatusCode};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documented_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = start(common::settings(dir.path())).await;
+    let api = Api::new(&up);
+
+    api.upload_ok("cat", b"\x89PNG\r\n\x1a\ncat").await;
+    api.upload_ok("dog", b"GIF89a-dog").await;
+    // The mime type comes from the part; without one it is sniffed.
+    let reply = api
+        .upload(Some("gif"), Some((b"GIF89a-sniffed", None)))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+
+    let reply = api.post_json(&api.frontend, "/api/list_keys", "").await;
+    assert_eq!(
+        json(&reply)["keys"],
+        serde_json::json!(["cat", "dog", "gif"])
+    );
+
+    let reply = api
+        .call(
+            Method::POST,
+            &api.frontend,
+            "/api/key/gif",
+            Bytes::new(),
+            None,
+        )
+        .await;
+    let body = json(&reply);
+    assert_eq!(body["success"], "true");
+    let expected = format!(
+        "data:image/gif;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(b"GIF89a-sniffed")
+    );
+    assert_eq!(body["content"], expected);
+
+    // Raw bytes: the first read misses, a later one hits the owning node.
+    let first = api.image("cat").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(&first.body[..], b"\x89PNG\r\n\x1a\ncat");
+    assert_eq!(first.headers["content-type"], "image/png");
+    assert!(first.headers.contains_key("etag"));
+    let mut hit = false;
+    for _ in 0..50 {
+        let again = api.image("cat").await;
+        assert_eq!(&again.body[..], &first.body[..]);
+        if again.headers["x-memring-cache"] == "hit" {
+            hit = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(hit, "the filled node serves the image");
+
+    // Notify a new pool directly: the front-end routes by it.
+    let nodes: Vec<String> = up.node_addrs()[..3].to_vec();
+    let notify = serde_json::json!({"node_ip": nodes, "mode": "manual", "change": "increase"});
+    let reply = api
+        .post_json(&api.frontend, "/api/notify", &notify.to_string())
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    for key in ["cat", "dog", "gif"] {
+        assert_eq!(api.image(key).await.status, StatusCode::OK);
+    }
+
+    let reply = api
+        .call(
+            Method::DELETE,
+            &api.frontend,
+            "/api/clear/cache",
+            Bytes::new(),
+            None,
+        )
+        .await;
+    assert_eq!(json(&reply)["success"], "true");
+    assert_eq!(api.image("dog").await.headers["x-memring-cache"], "miss");
+
+    let reply = api
+        .call(
+            Method::DELETE,
+            &api.frontend,
+            "/api/clear/data",
+            Bytes::new(),
+            None,
+        )
+        .await;
+    assert_eq!(json(&reply)["success"], "true");
+    let reply = api.post_json(&api.frontend, "/api/list_keys", "").await;
+    assert_eq!(json(&reply)["keys"], serde_json::json!([]));
+    assert_error(&api.image("cat").await, StatusCode::NOT_FOUND);
+    up.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resizes_one_to_eight_to_one_keep_every_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = start(common::settings(dir.path())).await;
+    let api = Api::new(&up);
+    let keys: Vec<String> = (0..40).map(|i| format!("img-{i}")).collect();
+    let mut expected = BTreeMap::new();
+    for key in &keys {
+        let bytes = image_bytes(key, 1);
+        api.upload_ok(key, &bytes).await;
+        expected.insert(key.clone(), bytes);
+    }
+    let check_all = |step: String| {
+        let api = api.clone();
+        let expected = expected.clone();
+        async move {
+            for (key, bytes) in &expected {
+                // Twice: the second read may come from the cache.
+                for _ in 0..2 {
+                    let reply = api.image(key).await;
+                    assert_eq!(reply.status, StatusCode::OK, "{step}: {key}");
+                    assert_eq!(&reply.body[..], &bytes[..], "{step}: {key}");
+                }
+            }
+        }
+    };
+    check_all("start".into()).await;
+    for size in 2..=8 {
+        let reply = api.resize("increase").await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(json(&reply)["content"]["size"], size);
+        check_all(format!("grown to {size}")).await;
+    }
+    assert_error(&api.resize("increase").await, StatusCode::BAD_REQUEST);
+    let reply = api.manager_get("/api/manager/poolsize").await;
+    assert_eq!(json(&reply)["content"]["size"], 8);
+    for size in (1..=7).rev() {
+        let reply = api.resize("decrease").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(json(&reply)["content"]["size"], size);
+        check_all(format!("shrunk to {size}")).await;
+    }
+    assert_error(&api.resize("decrease").await, StatusCode::BAD_REQUEST);
+    // The front-end routes by the manager's pool.
+    let pool = up.frontend.state.routing().unwrap();
+    assert_eq!(pool.pool.len(), 1);
+    up.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_upload_is_never_followed_by_the_old_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = start(common::settings(dir.path())).await;
+    let api = Api::new(&up);
+    for size in 2..=3 {
+        assert_eq!(
+            api.resize("increase").await.status,
+            StatusCode::OK,
+            "{size}"
+        );
+    }
+    for generation in 1..=25u32 {
+        let bytes = image_bytes("hot", generation);
+        api.upload_ok("hot", &bytes).await;
+        for _ in 0..4 {
+            let reply = api.image("hot").await;
+            assert_eq!(reply.status, StatusCode::OK);
+            assert_eq!(&reply.body[..], &bytes[..], "generation {generation}");
+        }
+    }
+    up.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_get_the_documented_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(dir.path());
+    settings.upload_max_bytes = 4096;
+    let up = start(settings).await;
+    let api = Api::new(&up);
+    let png: &[u8] = b"\x89PNG\r\n\x1a\nbytes";
+
+    for key in ["", "has space", &"k".repeat(49)] {
+        assert_error(
+            &api.upload(Some(key), Some((png, None))).await,
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    assert_error(
+        &api.upload(None, Some((png, None))).await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert_error(
+        &api.upload(Some("nofile"), None).await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert_error(
+        &api.upload(Some("empty"), Some((b"", None))).await,
+        StatusCode::BAD_REQUEST,
+    );
+    let big = vec![7u8; 5000];
+    assert_error(
+        &api.upload(Some("big"), Some((&big, None))).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    );
+    let reply = api
+        .call(
+            Method::POST,
+            &api.frontend,
+            "/api/upload",
+            Bytes::from_static(b"{}"),
+            Some("application/json"),
+        )
+        .await;
+    assert_error(&reply, StatusCode::BAD_REQUEST);
+
+    assert_error(&api.image("unknown").await, StatusCode::NOT_FOUND);
+    let reply = api
+        .call(
+            Method::POST,
+            &api.frontend,
+            "/api/key/unknown",
+            Bytes::new(),
+            None,
+        )
+        .await;
+    assert_error(&reply, StatusCode::NOT_FOUND);
+
+    for body in [
+        "{not json",
+        "{\"node_ip\": []}",
+        "{\"node_ip\":[\"a b\"],\"mode\":\"manual\",\"change\":\"increase\"}",
+        "{\"node_ip\":[\"A\"],\"mode\":\"sideways\",\"change\":\"increase\"}",
+    ] {
+        assert_error(
+            &api.post_json(&api.frontend, "/api/notify", body).await,
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    for body in ["{\"change\":\"sideways\"}", "{bad", "{}"] {
+        assert_error(
+            &api.post_json(&api.manager, "/api/manager/poolsize/manual", body)
+                .await,
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    for body in [
+        "{\"max_miss_rate_threshold\":0.4,\"min_miss_rate_threshold\":0.6,\"expand_ratio\":2,\"shrink_ratio\":0.5}",
+        "{\"max_miss_rate_threshold\":0.6,\"min_miss_rate_threshold\":0.4,\"expand_ratio\":1,\"shrink_ratio\":0.5}",
+        "{\"max_miss_rate_threshold\":0.6,\"min_miss_rate_threshold\":0.4,\"expand_ratio\":2,\"shrink_ratio\":1.5}",
+    ] {
+        assert_error(&api.post_json(&api.manager, "/api/manager/poolsize/automatic", body).await, StatusCode::BAD_REQUEST);
+    }
+    assert_error(
+        &api.post_json(
+            &api.manager,
+            "/api/manager/cache/config",
+            "{\"capacity\":-1,\"policy\":\"lru\"}",
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert_error(
+        &api.post_json(
+            &api.manager,
+            "/api/manager/cache/config",
+            "{\"capacity\":8,\"policy\":\"fifo\"}",
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert_error(
+        &api.call(
+            Method::GET,
+            &api.frontend,
+            "/api/nothing",
+            Bytes::new(),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+    );
+
+    // Nothing was stored by any of it, and `../../etc/passwd` is just a key.
+    let reply = api.post_json(&api.frontend, "/api/list_keys", "").await;
+    assert_eq!(json(&reply)["keys"], serde_json::json!([]));
+    api.upload_ok("../../etc/passwd", png).await;
+    assert_eq!(&api.image("../../etc/passwd").await.body[..], png);
+    up.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = start(common::settings(dir.path())).await;
+    let api = Api::new(&up);
+    for i in 0..10 {
+        api.upload_ok(&format!("k{i}"), &image_bytes("k", i)).await;
+    }
+    api.upload_ok("k3", &image_bytes("k3", 99)).await;
+    up.stop().await;
+
+    let up = start(common::settings(dir.path())).await;
+    let api = Api::new(&up);
+    let reply = api.post_json(&api.frontend, "/api/list_keys", "").await;
+    assert_eq!(json(&reply)["keys"].as_array().unwrap().len(), 10);
+    for i in 0..10 {
+        let expected = if i == 3 {
+            image_bytes("k3", 99)
+        } else {
+            image_bytes("k", i)
+        };
+        let reply = api.image(&format!("k{i}")).await;
+        assert_eq!(&reply.body[..], &expected[..], "k{i}");
+    }
+    // A later upload gets a newer version than any before the restart.
+    api.upload_ok("k3", &image_bytes("k3", 100)).await;
+    assert_eq!(&api.image("k3").await.body[..], &image_bytes("k3", 100)[..]);
+    up.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_falls_back_to_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut up = start(common::settings(dir.path())).await;
+    let api = Api::new(&up);
+    assert_eq!(api.resize("increase").await.status, StatusCode::OK);
+    let keys: Vec<String> = (0..20).map(|i| format!("key{i}")).collect();
+    for key in &keys {
+        api.upload_ok(key, &image_bytes(key, 1)).await;
+        assert_eq!(api.image(key).await.status, StatusCode::OK);
+    }
+    up.kill_node(0).await;
+    for key in &keys {
+        let reply = api.image(key).await;
+        assert_eq!(reply.status, StatusCode::OK, "{key}");
+        assert_eq!(&reply.body[..], &image_bytes(key, 1)[..]);
+    }
+    // Uploads still succeed; the dead node is bypassed until it is back and cleared.
+    api.upload_ok("key0", &image_bytes("key0", 2)).await;
+    assert_eq!(
+        &api.image("key0").await.body[..],
+        &image_bytes("key0", 2)[..]
+    );
+    up.restart_node(0).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            &api.image("key0").await.body[..],
+            &image_bytes("key0", 2)[..]
+        );
+    }
+    up.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manager_reports_stats_and_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = start(common::settings(dir.path())).await;
+    let api = Api::new(&up);
+    api.upload_ok("s", b"\x89PNG\r\n\x1a\nstats").await;
+    for _ in 0..5 {
+        api.image("s").await;
+    }
+    let reply = api
+        .post_json(
+            &api.manager,
+            "/api/manager/cache/config",
+            "{\"capacity\":16,\"policy\":\"rr\"}",
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let node = up.node(0).unwrap();
+    let reply = api
+        .call(
+            Method::GET,
+            &node.addr,
+            "/api/cache/config",
+            Bytes::new(),
+            None,
+        )
+        .await;
+    assert_eq!(json(&reply)["content"]["policy"], "rr");
+    assert_eq!(json(&reply)["content"]["capacity"], 16.0);
+    // A node that joins later gets the configuration too.
+    assert_eq!(api.resize("increase").await.status, StatusCode::OK);
+    let node = up.node(1).unwrap();
+    let reply = api
+        .call(
+            Method::GET,
+            &node.addr,
+            "/api/cache/config",
+            Bytes::new(),
+            None,
+        )
+        .await;
+    assert_eq!(json(&reply)["content"]["policy"], "rr");
+
+    // The collector samples every 200 ms here: the GETs show up in the totals.
+    let mut gets = 0;
+    for _ in 0..50 {
+        let reply = api.manager_get("/api/manager/aggregate_stats").await;
+        let body = json(&reply);
+        assert_eq!(body["success"], "true");
+        for series in [
+            "hit_rate",
+            "miss_rate",
+            "number_of_items_in_cache",
+            "total_size_of_items_in_cache",
+            "number_of_requests_served_per_minute",
+        ] {
+            assert!(body["content"][series].is_array(), "{series}");
+        }
+        gets = body["content"]["current"]["gets"].as_u64().unwrap();
+        if gets >= 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gets >= 5, "gets seen by the manager: {gets}");
+    let reply = api.manager_get("/api/manager/poolsize/config").await;
+    assert_eq!(json(&reply)["content"]["resize_pool_option"], "manual");
+    let reply = api.post_json(&api.manager, "/api/manager/poolsize/automatic",
+        "{\"max_miss_rate_threshold\":0.7,\"min_miss_rate_threshold\":0.3,\"expand_ratio\":2,\"shrink_ratio\":0.5}").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let reply = api.manager_get("/api/manager/poolsize/config").await;
+    assert_eq!(json(&reply)["content"]["resize_pool_option"], "automatic");
+    assert_eq!(
+        json(&reply)["content"]["resize_pool_parameters"]["max_miss_rate_threshold"],
+        0.7
+    );
+    // The clear calls go through the front-end.
+    let reply = api
+        .call(
+            Method::DELETE,
+            &api.manager,
+            "/api/manager/data/clear",
+            Bytes::new(),
+            None,
+        )
+        .await;
+    assert_eq!(json(&reply)["success"], "true");
+    assert_error(&api.image("s").await, StatusCode::NOT_FOUND);
+    up.stop().await;
+}
