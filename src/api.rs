@@ -88,3 +88,24 @@ pub async fn not_found_fallback() -> ApiError {
 pub fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
 }
+
+/// A JSON body, parsed whatever the request's content type says (clients such as
+/// `curl -d` send JSON as form data). Bad JSON is a 400 in the envelope.
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let body = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
+        serde_json::from_slice(&body)
+            .map(JsonBody)
+            .map_err(|error| ApiError::bad_request(format!("bad JSON body: {error}")))
+    }
+}

@@ -12,8 +12,10 @@ use memring::run;
 fn run_service(
     service: impl std::future::Future<Output = Result<(), String>>,
 ) -> Result<String, String> {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

@@ -3,12 +3,11 @@
 use std::sync::Arc;
 
 use axum::extract::multipart::MultipartError;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Router;
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
@@ -18,7 +17,7 @@ use super::read::read;
 use super::rebalance::{clear_cache, parse_members, rebalance_to};
 use super::upload::{store, Upload};
 use super::{lock, FrontendState};
-use crate::api::{self, ApiError};
+use crate::api::{self, ApiError, JsonBody};
 use crate::key::validate_key;
 
 /// Room for the multipart framing and the key field around the file.
@@ -169,9 +168,8 @@ struct Notify {
 
 async fn notify(
     State(state): State<Arc<FrontendState>>,
-    body: Result<Json<Notify>, JsonRejection>,
+    JsonBody(notify): JsonBody<Notify>,
 ) -> Result<Response, ApiError> {
-    let Json(notify) = body?;
     if !matches!(notify.mode.as_str(), "manual" | "automatic") {
         return Err(ApiError::bad_request(
             "mode must be \"manual\" or \"automatic\"",

@@ -2,18 +2,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Router;
 use bytes::Bytes;
 use http::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ManagerState, Mode};
-use crate::api::{self, ApiError};
+use crate::api::{self, ApiError, JsonBody};
 use crate::autoscale::AutoParams;
 use crate::node::CacheConfig;
 use crate::ring::NodeId;
@@ -89,9 +88,8 @@ struct Manual {
 
 async fn manual(
     State(state): State<Arc<ManagerState>>,
-    body: Result<Json<Manual>, JsonRejection>,
+    JsonBody(body): JsonBody<Manual>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body?;
     let grow = match body.change.as_str() {
         "increase" => true,
         "decrease" => false,
@@ -109,9 +107,8 @@ async fn manual(
 
 async fn automatic(
     State(state): State<Arc<ManagerState>>,
-    body: Result<Json<AutoParams>, JsonRejection>,
+    JsonBody(params): JsonBody<AutoParams>,
 ) -> Result<Response, ApiError> {
-    let Json(params) = body?;
     params
         .validate()
         .map_err(|error| ApiError::bad_request(error.to_string()))?;
@@ -130,9 +127,8 @@ async fn get_cache_config(State(state): State<Arc<ManagerState>>) -> Response {
 
 async fn set_cache_config(
     State(state): State<Arc<ManagerState>>,
-    body: Result<Json<CacheConfig>, JsonRejection>,
+    JsonBody(config): JsonBody<CacheConfig>,
 ) -> Result<Response, ApiError> {
-    let Json(config) = body?;
     config.validate()?;
     let failed = state.set_cache_config(config).await;
     Ok(api::ok_with(json!({
@@ -209,9 +205,8 @@ struct MoveDone {
 
 async fn move_done(
     State(state): State<Arc<ManagerState>>,
-    body: Result<Json<MoveDone>, JsonRejection>,
+    JsonBody(body): JsonBody<MoveDone>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body?;
     let expected = state.move_done(&body.node);
     Ok(api::ok_with(json!({ "expected": expected })))
 }

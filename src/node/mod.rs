@@ -14,12 +14,12 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api::{self, ApiError};
+use crate::api::{self, ApiError, JsonBody};
 use crate::balance::MoveKeysPayload;
 use crate::cache::store::{CacheStore, Entry, Policy, PutError, PutOutcome, MB};
 use crate::net::client::HttpClient;
@@ -282,9 +282,8 @@ async fn get_config(State(state): State<Arc<NodeState>>) -> Response {
 
 async fn set_config(
     State(state): State<Arc<NodeState>>,
-    body: Result<Json<CacheConfig>, axum::extract::rejection::JsonRejection>,
+    JsonBody(config): JsonBody<CacheConfig>,
 ) -> Result<Response, ApiError> {
-    let Json(config) = body?;
     config.validate()?;
     let mut store = state.store();
     store.set_policy(config.policy);
@@ -315,9 +314,8 @@ struct MoveReport {
 
 async fn move_keys(
     State(state): State<Arc<NodeState>>,
-    body: Result<Json<MoveKeysPayload>, axum::extract::rejection::JsonRejection>,
+    JsonBody(payload): JsonBody<MoveKeysPayload>,
 ) -> Result<Response, ApiError> {
-    let Json(payload) = body?;
     if payload.port != crate::balance::STAYING_PORT && !(1..=65535).contains(&payload.port) {
         return Err(ApiError::bad_request("port must be -1 or a TCP port"));
     }
