@@ -41,6 +41,15 @@ pub enum Command {
     CacheNode(CacheNodeArgs),
     /// Run the manager alone.
     Manager(ManagerArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Read latency (uncached, cached) and cached-read throughput through the front-end.
+    Read(crate::bench::BenchReadArgs),
 }
 
 /// Cache settings shared by the roles that hold or push them.
@@ -66,7 +75,7 @@ pub struct UpArgs {
     pub frontend_port: u16,
     #[arg(long, default_value_t = MANAGER_PORT_DEFAULT)]
     pub manager_port: u16,
-    /// Port of the first node slot; the others follow.
+    /// Port of the first node slot; the others follow (0: free ports).
     #[arg(long, default_value_t = 5101)]
     pub node_port_base: u16,
     /// Number of node slots (1 to 8).

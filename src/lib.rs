@@ -9,6 +9,7 @@ pub mod api;
 pub mod assign;
 pub mod autoscale;
 pub mod balance;
+pub mod bench;
 pub mod cache;
 pub mod cli;
 pub mod error;

@@ -64,11 +64,13 @@ pub async fn run_up(args: UpArgs) -> Result<(), String> {
     settings.host = args.host;
     settings.frontend_port = args.frontend_port;
     settings.manager_port = args.manager_port;
+    // Base 0 gives every slot a free port of the system's choosing.
     settings.node_ports = (0..args.node_slots)
-        .map(|i| {
-            args.node_port_base
+        .map(|i| match args.node_port_base {
+            0 => Ok(0),
+            base => base
                 .checked_add(i)
-                .ok_or_else(|| "node ports run past 65535".to_owned())
+                .ok_or_else(|| "node ports run past 65535".to_owned()),
         })
         .collect::<Result<_, _>>()?;
     settings.cache = cache_config(&args.cache)?;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use memring::cli::{one_line_clap_error, run_plan, Cli, Command};
+use memring::cli::{one_line_clap_error, run_plan, BenchCommand, Cli, Command};
 use memring::run;
 
 /// Runs a service command on a multi-threaded runtime, logging to stderr.
@@ -56,6 +56,11 @@ fn main() -> ExitCode {
         Command::Frontend(args) => run_service(run::run_frontend(args)),
         Command::CacheNode(args) => run_service(run::run_cache_node(args)),
         Command::Manager(args) => run_service(run::run_manager(args)),
+        Command::Bench(BenchCommand::Read(args)) => run_service(async move {
+            let report = memring::bench::bench_read(args).await?;
+            print!("{report}");
+            Ok(())
+        }),
     };
     match outcome {
         Ok(text) => {
