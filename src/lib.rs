@@ -19,6 +19,7 @@ pub mod manager;
 pub mod mime;
 pub mod net;
 pub mod node;
+pub mod plant;
 pub mod render;
 pub mod ring;
 pub mod run;

@@ -137,6 +137,7 @@ pub async fn run_cache_node(args: CacheNodeArgs) -> Result<(), String> {
         cache: cache_config(&args.cache)?,
         rng_seed: os_seed(),
         body_max_bytes: args.item_max_bytes,
+        plants: crate::plant::Plants::none(),
     };
     let service = start_node(
         settings,

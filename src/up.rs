@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::frontend::{self, FrontendSettings, FrontendState};
 use crate::manager::{self, ManagerSettings, ManagerState};
@@ -48,12 +49,15 @@ pub fn start_node(
     let state = NodeState::new(settings, client);
     let addr = listener.local_addr();
     let router = node::router(state.clone());
-    let task = tokio::spawn(serve(
-        listener,
-        router,
-        ServerSettings::default(),
-        shutdown.clone(),
-    ));
+    let task = tokio::spawn(
+        serve(
+            listener,
+            router,
+            ServerSettings::default(),
+            shutdown.clone(),
+        )
+        .in_current_span(),
+    );
     Service {
         state,
         addr,
@@ -82,9 +86,12 @@ pub fn start_frontend(
         ServerSettings::default(),
         shutdown.clone(),
     );
-    let task = tokio::spawn(async move {
-        tokio::join!(server, background);
-    });
+    let task = tokio::spawn(
+        async move {
+            tokio::join!(server, background);
+        }
+        .in_current_span(),
+    );
     Service {
         state,
         addr,
@@ -111,9 +118,12 @@ pub fn start_manager(
         ServerSettings::default(),
         shutdown.clone(),
     );
-    let task = tokio::spawn(async move {
-        tokio::join!(server, background);
-    });
+    let task = tokio::spawn(
+        async move {
+            tokio::join!(server, background);
+        }
+        .in_current_span(),
+    );
     Ok(Service {
         state,
         addr,
@@ -269,6 +279,7 @@ fn node_settings(settings: &UpSettings, slot: usize, node_id: NodeId) -> NodeSet
         cache: settings.cache,
         rng_seed: settings.rng_seed.wrapping_add(slot as u64 + 1),
         body_max_bytes: settings.upload_max_bytes + 1024,
+        plants: crate::plant::Plants::none(),
     }
 }
 

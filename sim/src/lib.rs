@@ -1,6 +1,22 @@
 //! memring-sim: the deterministic simulation harness of memring.
 //!
-//! For now it only re-exports the core it will drive; the simulated world (turmoil
-//! hosts, fake S3 and RDS, faults and the checker) comes with the `sim` issue.
+//! The whole system runs on turmoil: the production front-end, manager and cache
+//! nodes on the turmoil side of the network seam ([`seam`]), with fake S3 and RDS
+//! hosts ([`fakes`]) and client hosts driving a workload ([`driver`]). Every client
+//! operation is recorded ([`history`]) and checked against a model ([`checker`]);
+//! every log line, request and fault is traced with its simulated time ([`trace`]).
+//! A seed reproduces a run byte for byte.
+
+pub mod checker;
+pub mod documented;
+pub mod driver;
+pub mod fakes;
+pub mod history;
+pub mod run;
+pub mod scenarios;
+pub mod seam;
+pub mod swarm;
+pub mod trace;
+pub mod world;
 
 pub use memring;

@@ -237,6 +237,11 @@ impl CacheStore {
         removed
     }
 
+    /// Forgets the tombstone of `key`, if any.
+    pub fn clear_tombstone(&mut self, key: &str) {
+        self.drop_tombstone(key);
+    }
+
     fn drop_tombstone(&mut self, key: &str) {
         if self.tombstones.remove(key).is_some() {
             self.tombstone_order.retain(|k| k != key);

@@ -33,7 +33,7 @@ pub const UPLOAD_MAX_BYTES_DEFAULT: usize = 32 * 1024 * 1024;
 /// How a front-end is set up.
 #[derive(Clone, Debug)]
 pub struct FrontendSettings {
-    /// The manager, asked for the pool at start and every `pool_sync_interval_ms`.
+    /// The manager, asked for the pool at start (until it answers).
     pub manager_addr: Option<String>,
     /// Port of nodes whose id carries none.
     pub node_port: u16,
@@ -45,12 +45,12 @@ pub struct FrontendSettings {
     pub node_timeout_ms: u64,
     /// Timeout of a move order (a node moves many keys).
     pub move_timeout_ms: u64,
-    /// How often the pool is checked against the manager's.
-    pub pool_sync_interval_ms: u64,
     /// How often quarantined nodes are retried.
     pub heal_interval_ms: u64,
     /// Seed of the object-name generator.
     pub rng_seed: u64,
+    /// Planted bugs (simulation only; none by default).
+    pub plants: crate::plant::Plants,
 }
 
 impl Default for FrontendSettings {
@@ -63,9 +63,9 @@ impl Default for FrontendSettings {
             upload_max_bytes: UPLOAD_MAX_BYTES_DEFAULT,
             node_timeout_ms: 1_000,
             move_timeout_ms: 30_000,
-            pool_sync_interval_ms: 5_000,
             heal_interval_ms: 1_000,
             rng_seed: 0,
+            plants: crate::plant::Plants::none(),
         }
     }
 }
@@ -167,8 +167,7 @@ pub fn router(state: Arc<FrontendState>) -> Router {
 }
 
 /// Runs the front-end's background tasks until `shutdown`: the first pool fetch
-/// (retried until the manager answers), the periodic pool sync and the healer of
-/// quarantined nodes.
+/// (retried until the manager answers) and the healer of quarantined nodes.
 pub async fn run_background(state: Arc<FrontendState>, shutdown: CancellationToken) {
     let sync = {
         let state = state.clone();
@@ -177,27 +176,18 @@ pub async fn run_background(state: Arc<FrontendState>, shutdown: CancellationTok
             if state.settings.manager_addr.is_none() {
                 return;
             }
-            let interval = Duration::from_millis(state.settings.pool_sync_interval_ms);
-            // Start-up: retry quickly until the manager answers.
+            // Retry with a growing pause until the manager answers.
             let mut backoff_ms = 100;
             while state.routing().is_none() {
-                if rebalance::sync_with_manager(&state).await.is_ok() {
-                    break;
+                match rebalance::sync_with_manager(&state).await {
+                    Ok(()) => break,
+                    Err(error) => tracing::debug!(%error, "the manager did not give the pool yet"),
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_millis(backoff_ms)) => {}
                 }
                 backoff_ms = (backoff_ms * 2).min(2_000);
-            }
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(interval) => {}
-                }
-                if let Err(error) = rebalance::sync_with_manager(&state).await {
-                    tracing::debug!(%error, "pool sync with the manager failed");
-                }
             }
         }
     };

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, StatusCode};
+use tracing::Instrument;
 
 use super::{lock, FrontendState};
 use crate::api::ApiError;
@@ -121,7 +122,7 @@ fn fill(state: &Arc<FrontendState>, node: crate::ring::NodeId, key: &str, image:
     let state = state.clone();
     let key = key.to_owned();
     let image = image.clone();
-    tokio::spawn(async move {
+    let task = async move {
         let _permit = permit;
         let addr = state.node_addr(&node);
         let mime = HeaderValue::from_str(&image.mime)
@@ -149,5 +150,6 @@ fn fill(state: &Arc<FrontendState>, node: crate::ring::NodeId, key: &str, image:
             Ok(reply) => tracing::debug!(%node, %key, status = %reply.status, "fill refused"),
             Err(error) => tracing::debug!(%node, %key, %error, "fill failed"),
         }
-    });
+    };
+    tokio::spawn(task.in_current_span());
 }

@@ -13,6 +13,7 @@ use super::{lock, upload, FrontendState, Routing};
 use crate::api::ApiError;
 use crate::balance::{plan_from, BalancePlan, PlanSettings};
 use crate::node::protocol::{CLEAR_PATH, MOVE_KEYS_PATH};
+use crate::plant::Plant;
 use crate::render::plan_lines;
 use crate::ring::{NodeId, Pool};
 
@@ -64,17 +65,23 @@ pub async fn rebalance_to(
         strategy: state.settings.strategy,
         manager_port: state.settings.manager_port,
     };
-    let current = state.routing();
-    let (old_pool, old_mapping) = match &current {
-        Some(routing) => (routing.pool.clone(), routing.mapping.clone()),
-        None => {
-            // The first pool: nothing is cached anywhere yet; plan from itself.
-            let pool = Pool::new(members.to_vec())
-                .map_err(|error| ApiError::bad_request(error.to_string()))?;
-            let mapping = settings.strategy.assign(&pool, None);
-            (pool, mapping)
-        }
+    let Some(current) = state.routing() else {
+        // The first pool: nothing is cached through this front-end yet, so there is
+        // nothing to move; adopt it. Its nodes may hold entries from an earlier
+        // life, so they are cleared first.
+        let pool = Pool::new(members.to_vec())
+            .map_err(|error| ApiError::bad_request(error.to_string()))?;
+        clear_newcomers(state, pool.nodes()).await;
+        let mapping = settings.strategy.assign(&pool, None);
+        let plan = plan_from(&pool, &mapping, &pool, &state.cached_keys(), settings);
+        state.set_routing(Routing { pool, mapping });
+        tracing::info!(nodes = ?members, "pool adopted");
+        return Ok(Rebalanced {
+            plan,
+            failed_orders: 0,
+        });
     };
+    let (old_pool, old_mapping) = (current.pool.clone(), current.mapping.clone());
     let new_pool = old_pool
         .transition_to(members)
         .map_err(|error| ApiError::bad_request(error.to_string()))?;
@@ -88,17 +95,23 @@ pub async fn rebalance_to(
     let newcomers: Vec<NodeId> = new_pool
         .nodes()
         .iter()
-        .filter(|node| !old_pool.contains(node) || current.is_none())
+        .filter(|node| !old_pool.contains(node))
         .cloned()
         .collect();
-    if current.is_some() {
-        clear_newcomers(state, &newcomers).await;
-    }
+    clear_newcomers(state, &newcomers).await;
 
-    state.set_routing(Routing {
-        pool: new_pool.clone(),
-        mapping: plan.new_mapping.clone(),
-    });
+    if state.settings.plants.has(Plant::StaleRoute) {
+        // Planted bug: the new pool is taken but routing keeps the old mapping.
+        state.set_routing(Routing {
+            pool: new_pool.clone(),
+            mapping: old_mapping.clone(),
+        });
+    } else {
+        state.set_routing(Routing {
+            pool: new_pool.clone(),
+            mapping: plan.new_mapping.clone(),
+        });
+    }
 
     let orders = plan.balance_result.iter().map(|entry| async move {
         let addr = state.node_addr(&entry.send_to);
@@ -153,7 +166,7 @@ async fn clear_newcomers(state: &Arc<FrontendState>, newcomers: &[NodeId]) {
     }
 }
 
-/// Asks the manager for its pool; rebalances if it differs from the one in force.
+/// Asks the manager for its pool and moves to it if it differs from the one in force.
 pub async fn sync_with_manager(state: &Arc<FrontendState>) -> Result<(), String> {
     let Some(manager) = &state.settings.manager_addr else {
         return Ok(());

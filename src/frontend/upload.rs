@@ -12,10 +12,12 @@ use futures::future::join_all;
 use http::Method;
 use md5::{Digest, Md5};
 use rand::RngCore;
+use tracing::Instrument;
 
 use super::{lock, FrontendState};
 use crate::api::ApiError;
 use crate::node::protocol::item_path;
+use crate::plant::Plant;
 use crate::ring::NodeId;
 use crate::storage::StorageError;
 
@@ -32,6 +34,21 @@ pub struct Upload {
 /// Stores an upload; returns the new version once the index row is durable.
 pub async fn store(state: &Arc<FrontendState>, upload: Upload) -> Result<u64, ApiError> {
     let object = put_blob(state, &upload).await?;
+    if state.settings.plants.has(Plant::AckBeforeDurable) {
+        // Planted bug: acknowledge now and commit in the background.
+        let state = state.clone();
+        tokio::spawn(async move { commit(&state, upload, object).await }.in_current_span());
+        return Ok(0);
+    }
+    commit(state, upload, object).await
+}
+
+/// Commits the index row for an object already written, then invalidates.
+async fn commit(
+    state: &Arc<FrontendState>,
+    upload: Upload,
+    object: String,
+) -> Result<u64, ApiError> {
     let upserted = match state.index.upsert(&upload.key, &object, &upload.mime).await {
         Ok(upserted) => upserted,
         Err(error) => {
@@ -44,7 +61,9 @@ pub async fn store(state: &Arc<FrontendState>, upload: Upload) -> Result<u64, Ap
             )));
         }
     };
-    invalidate_everywhere(state, &upload.key, upserted.version).await;
+    if !state.settings.plants.has(Plant::SkipInvalidate) {
+        invalidate_everywhere(state, &upload.key, upserted.version).await;
+    }
     lock(&state.cached).remove(&upload.key);
     if let Some(previous) = upserted.previous_object {
         if previous != object {

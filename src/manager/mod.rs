@@ -34,6 +34,9 @@ use crate::stats::{counter_delta, NodeCounters, SeriesRecorder};
 pub struct ManagerSettings {
     /// The node slots, 1 to 8; the pool starts with the first.
     pub slots: Vec<NodeId>,
+    /// The pool at start, in join order, if not just the first slot (the
+    /// simulation starts worlds with several nodes). Every node must be a slot.
+    pub initial_pool: Option<Vec<NodeId>>,
     /// The front-end, notified of every resize.
     pub frontend_addr: Option<String>,
     /// Port of nodes whose id carries none.
@@ -53,13 +56,14 @@ impl ManagerSettings {
     pub fn new(slots: Vec<NodeId>) -> Self {
         ManagerSettings {
             slots,
+            initial_pool: None,
             frontend_addr: None,
             node_port: crate::cli::NODE_PORT_DEFAULT,
             stats_interval_ms: 5_000,
             autoscale_interval_ms: 60_000,
             move_callback_timeout_ms: 10_000,
             notify_timeout_ms: 60_000,
-            notify_attempts_max: 3,
+            notify_attempts_max: 5,
             cache: CacheConfig::default(),
         }
     }
@@ -102,8 +106,18 @@ impl ManagerState {
             ));
         }
         crate::ring::Pool::new(settings.slots.clone()).map_err(|e| e.to_string())?;
+        let pool = match &settings.initial_pool {
+            Some(pool) => {
+                crate::ring::Pool::new(pool.clone()).map_err(|e| e.to_string())?;
+                if let Some(stranger) = pool.iter().find(|n| !settings.slots.contains(n)) {
+                    return Err(format!("initial pool node {stranger} is not a slot"));
+                }
+                pool.clone()
+            }
+            None => vec![settings.slots[0].clone()],
+        };
         let inner = Inner {
-            pool: vec![settings.slots[0].clone()],
+            pool,
             mode: Mode::Manual,
             params: AutoParams::default(),
             cache: settings.cache,
@@ -256,9 +270,10 @@ impl ManagerState {
                 }
                 Err(error) => tracing::warn!(%error, attempt, "notify failed"),
             }
-            tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+            // 200 ms, 400 ms, 800 ms, ...
+            tokio::time::sleep(Duration::from_millis(100 << attempt.min(8))).await;
         }
-        tracing::warn!("front-end not notified; it will pick the pool up when it syncs");
+        tracing::error!("front-end not notified; it will take the pool when it restarts");
         false
     }
 

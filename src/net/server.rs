@@ -10,6 +10,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::Listener;
 
@@ -34,6 +35,23 @@ impl Default for ServerSettings {
     }
 }
 
+/// Logs every request and its answer at debug level, target `memring::http` (the
+/// simulation's trace records them; production filters them out).
+async fn trace_exchange(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if !tracing::enabled!(target: "memring::http", tracing::Level::DEBUG) {
+        return next.run(request).await;
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    tracing::debug!(target: "memring::http", "request {method} {path}");
+    let response = next.run(request).await;
+    tracing::debug!(target: "memring::http", "response {method} {path} {}", response.status().as_u16());
+    response
+}
+
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets open
 /// connections finish their current request (up to the grace period).
 pub async fn serve(
@@ -42,6 +60,7 @@ pub async fn serve(
     settings: ServerSettings,
     shutdown: CancellationToken,
 ) {
+    let router = router.layer(axum::middleware::from_fn(trace_exchange));
     let tracker = TaskTracker::new();
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(settings.connections_max));
     loop {
@@ -67,27 +86,30 @@ pub async fn serve(
         };
         let service = TowerToHyperService::new(router.clone());
         let shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            let _permit = permit;
-            let mut builder = http1::Builder::new();
-            builder
-                .keep_alive(true)
-                .auto_date_header(false)
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_millis(settings.header_read_timeout_ms));
-            let connection = builder.serve_connection(TokioIo::new(io), service);
-            tokio::pin!(connection);
-            let outcome = tokio::select! {
-                outcome = connection.as_mut() => outcome,
-                _ = shutdown.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+        tracker.spawn(
+            async move {
+                let _permit = permit;
+                let mut builder = http1::Builder::new();
+                builder
+                    .keep_alive(true)
+                    .auto_date_header(false)
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_millis(settings.header_read_timeout_ms));
+                let connection = builder.serve_connection(TokioIo::new(io), service);
+                tokio::pin!(connection);
+                let outcome = tokio::select! {
+                    outcome = connection.as_mut() => outcome,
+                    _ = shutdown.cancelled() => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(error) = outcome {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
                 }
-            };
-            if let Err(error) = outcome {
-                tracing::debug!(%peer, %error, "connection ended with an error");
             }
-        });
+            .in_current_span(),
+        );
     }
     tracker.close();
     let grace = Duration::from_millis(settings.shutdown_grace_ms);

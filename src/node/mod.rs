@@ -83,6 +83,8 @@ pub struct NodeSettings {
     pub rng_seed: u64,
     /// Largest item body accepted.
     pub body_max_bytes: usize,
+    /// Planted bugs (simulation only; none by default).
+    pub plants: crate::plant::Plants,
 }
 
 /// Counters a node keeps (cumulative since start).
@@ -234,7 +236,15 @@ async fn put_item(
         mime,
         version,
     };
-    let outcome = state.store().put(&key, entry);
+    let moved = headers.contains_key(protocol::MOVED_HEADER);
+    let mut store = state.store();
+    if moved && state.settings.plants.has(crate::plant::Plant::StaleMove) {
+        // Planted bug: a moved value replaces whatever is here, newer or not.
+        store.remove(&key);
+        store.clear_tombstone(&key);
+    }
+    let outcome = store.put(&key, entry);
+    drop(store);
     match outcome {
         Ok(PutOutcome::Stored) => Ok(StatusCode::CREATED.into_response()),
         Ok(PutOutcome::Replaced) => Ok(StatusCode::NO_CONTENT.into_response()),
@@ -355,6 +365,10 @@ async fn hand_over(state: &Arc<NodeState>, payload: &MoveKeysPayload) -> MoveRep
                     (
                         header::HeaderName::from_static(VERSION_HEADER),
                         HeaderValue::from(entry.version),
+                    ),
+                    (
+                        header::HeaderName::from_static(protocol::MOVED_HEADER),
+                        HeaderValue::from_static("1"),
                     ),
                 ];
                 let sent = state

@@ -8,6 +8,8 @@ use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
 pub const ITEM_PATH: &str = "/api/cache/item/";
 /// Header carrying an entry's version (the key index's version of the row).
 pub const VERSION_HEADER: &str = "x-memring-version";
+/// Header marking a put that carries a moved value.
+pub const MOVED_HEADER: &str = "x-memring-moved";
 /// The documented move order.
 pub const MOVE_KEYS_PATH: &str = crate::render::MOVE_KEYS_PATH;
 /// Clearing a node.

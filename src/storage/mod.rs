@@ -7,7 +7,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Why a storage call failed.
@@ -24,7 +24,7 @@ pub enum StorageError {
 pub type StorageResult<T> = Result<T, StorageError>;
 
 /// A row of the key index.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexRow {
     pub key: String,
     pub object: String,

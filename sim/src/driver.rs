@@ -1,0 +1,256 @@
+//! Client operations inside the simulation, each recorded in the history, and the
+//! control calls scenarios make (notify, resize, node listings).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Method, StatusCode};
+use memring::net::client::{HttpClient, Reply};
+use serde_json::Value;
+
+use crate::history::{generation_of, History, OpKind, Outcome};
+use crate::world::{sim_client, FRONTEND_PORT, MANAGER_PORT, NODE_PORT};
+
+/// Timeout of a client call to the front-end.
+pub const CLIENT_TIMEOUT_MS: u64 = 10_000;
+
+/// A client host's handle on the system.
+#[derive(Clone)]
+pub struct Driver {
+    pub name: String,
+    pub client: HttpClient,
+    pub history: History,
+    frontend: String,
+    manager: String,
+}
+
+fn multipart(key: &str, bytes: &[u8]) -> (Bytes, String) {
+    let boundary = "memring-sim-b0undary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n{key}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"i\"\r\nContent-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (
+        Bytes::from(body),
+        format!("multipart/form-data; boundary={boundary}"),
+    )
+}
+
+impl Driver {
+    pub fn new(name: &str, history: History) -> Self {
+        Driver {
+            name: name.to_owned(),
+            client: sim_client(CLIENT_TIMEOUT_MS),
+            history,
+            frontend: format!("frontend:{FRONTEND_PORT}"),
+            manager: format!("manager:{MANAGER_PORT}"),
+        }
+    }
+
+    /// Waits until the front-end answers `/healthz` with 200 (bounded).
+    pub async fn wait_ready(&self, limit_ms: u64) -> bool {
+        let started = crate::history::now_ms();
+        while crate::history::now_ms() - started < limit_ms {
+            let reply = self
+                .client
+                .send(Method::GET, &self.frontend, "/healthz", &[], Bytes::new())
+                .await;
+            if matches!(reply, Ok(r) if r.status == StatusCode::OK) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    /// Uploads generation `generation` of `key`; recorded.
+    pub async fn upload(&self, key: &str, generation: u64, size_bytes: usize) -> Outcome {
+        let id = self.history.invoke(
+            &self.name,
+            OpKind::Upload {
+                key: key.to_owned(),
+                generation,
+            },
+            false,
+        );
+        let image = crate::history::image_bytes(key, generation, size_bytes);
+        let (body, content_type) = multipart(key, &image);
+        let headers = [(
+            CONTENT_TYPE,
+            HeaderValue::from_str(&content_type).expect("ascii"),
+        )];
+        let outcome = match self
+            .client
+            .send(Method::POST, &self.frontend, "/api/upload", &headers, body)
+            .await
+        {
+            Ok(reply) if reply.status == StatusCode::OK => Outcome::Uploaded,
+            Ok(reply) => Outcome::Failed(format!("status {}", reply.status)),
+            Err(error) => Outcome::Failed(error.to_string()),
+        };
+        self.history.complete(id, outcome.clone());
+        outcome
+    }
+
+    /// Reads `key` through `/images/{key}`; recorded.
+    pub async fn read(&self, key: &str, final_check: bool) -> Outcome {
+        let id = self.history.invoke(
+            &self.name,
+            OpKind::Read {
+                key: key.to_owned(),
+            },
+            final_check,
+        );
+        let path = format!("/images/{key}");
+        let outcome = match self
+            .client
+            .send(Method::GET, &self.frontend, &path, &[], Bytes::new())
+            .await
+        {
+            Ok(reply) if reply.status == StatusCode::OK => match generation_of(key, &reply.body) {
+                Ok(generation) => Outcome::Read(Some(generation)),
+                Err(why) => Outcome::Corrupt(why),
+            },
+            Ok(reply) if reply.status == StatusCode::NOT_FOUND => Outcome::Read(None),
+            Ok(reply) => Outcome::Failed(format!("status {}", reply.status)),
+            Err(error) => Outcome::Failed(error.to_string()),
+        };
+        self.history.complete(id, outcome.clone());
+        outcome
+    }
+
+    /// A JSON call to the front-end or the manager (not recorded as an operation).
+    pub async fn call_json(
+        &self,
+        method: Method,
+        to_manager: bool,
+        path: &str,
+        body: &Value,
+    ) -> Option<Reply> {
+        let addr = if to_manager {
+            &self.manager
+        } else {
+            &self.frontend
+        };
+        self.client
+            .send_with_timeout(
+                method,
+                addr,
+                path,
+                &[(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                Bytes::from(body.to_string()),
+                120_000,
+            )
+            .await
+            .ok()
+    }
+
+    /// Notifies the front-end directly of a new pool.
+    pub async fn notify(&self, members: &[&str], change: &str) -> bool {
+        let body = serde_json::json!({"node_ip": members, "mode": "manual", "change": change});
+        self.call_json(Method::POST, false, "/api/notify", &body)
+            .await
+            .is_some_and(|reply| reply.status.is_success())
+    }
+
+    /// Grows or shrinks the pool by one through the manager.
+    pub async fn resize(&self, change: &str) -> Option<Reply> {
+        let body = serde_json::json!({ "change": change });
+        self.call_json(Method::POST, true, "/api/manager/poolsize/manual", &body)
+            .await
+    }
+
+    /// The manager's pool, in join order.
+    pub async fn manager_pool(&self) -> Option<Vec<String>> {
+        let reply = self
+            .client
+            .send(
+                Method::GET,
+                &self.manager,
+                "/api/manager/pool_node_list",
+                &[],
+                Bytes::new(),
+            )
+            .await
+            .ok()?;
+        let body: Value = reply.json()?;
+        body["content"]["node_ip_list"].as_array().map(|ids| {
+            ids.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+    }
+
+    /// The front-end's routing pool.
+    pub async fn frontend_pool(&self) -> Option<Vec<String>> {
+        let reply = self
+            .client
+            .send(Method::GET, &self.frontend, "/api/pool", &[], Bytes::new())
+            .await
+            .ok()?;
+        let body: Value = reply.json()?;
+        body["pool"].as_array().map(|ids| {
+            ids.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+    }
+
+    /// The keys a node holds, sorted.
+    pub async fn node_keys(&self, node: &str) -> Option<Vec<String>> {
+        let reply = self
+            .client
+            .send(
+                Method::GET,
+                &format!("{node}:{NODE_PORT}"),
+                "/api/cache/keys",
+                &[],
+                Bytes::new(),
+            )
+            .await
+            .ok()?;
+        let body: Value = reply.json()?;
+        body["keys"].as_array().map(|keys| {
+            keys.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+    }
+
+    /// A node's counters.
+    pub async fn node_stats(&self, node: &str) -> Option<Value> {
+        let reply = self
+            .client
+            .send(
+                Method::GET,
+                &format!("{node}:{NODE_PORT}"),
+                "/api/cache/stats",
+                &[],
+                Bytes::new(),
+            )
+            .await
+            .ok()?;
+        let body: Value = reply.json()?;
+        Some(body["content"].clone())
+    }
+
+    /// The manager's aggregate statistics.
+    pub async fn aggregate_stats(&self) -> Option<Value> {
+        let reply = self
+            .client
+            .send(
+                Method::GET,
+                &self.manager,
+                "/api/manager/aggregate_stats",
+                &[],
+                Bytes::new(),
+            )
+            .await
+            .ok()?;
+        let body: Value = reply.json()?;
+        Some(body["content"].clone())
+    }
+}

@@ -1,0 +1,164 @@
+//! The recorded history of client operations: each upload and read with its
+//! invocation and completion in simulated milliseconds and its outcome.
+//!
+//! Every uploaded image carries its key and a unique generation in its bytes, so a
+//! read says exactly which upload it returned.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// What a client did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    Upload { key: String, generation: u64 },
+    Read { key: String },
+}
+
+impl OpKind {
+    pub fn key(&self) -> &str {
+        match self {
+            OpKind::Upload { key, .. } | OpKind::Read { key } => key,
+        }
+    }
+}
+
+/// How it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// No answer yet (or never: the run ended first).
+    Pending,
+    /// The upload was acknowledged.
+    Uploaded,
+    /// The read answered: the generation it returned, or `None` for 404.
+    Read(Option<u64>),
+    /// The read returned bytes that are no upload of this key.
+    Corrupt(String),
+    /// An error or a timeout; the effect is unknown.
+    Failed(String),
+}
+
+/// One operation.
+#[derive(Clone, Debug)]
+pub struct Op {
+    pub id: usize,
+    pub client: String,
+    pub kind: OpKind,
+    pub invoke_ms: u64,
+    pub complete_ms: Option<u64>,
+    pub outcome: Outcome,
+    /// Reads after the run healed, for the end-state check.
+    pub final_check: bool,
+}
+
+/// The shared history of a run.
+#[derive(Clone, Default)]
+pub struct History {
+    ops: Arc<Mutex<Vec<Op>>>,
+}
+
+/// Simulated milliseconds now.
+pub fn now_ms() -> u64 {
+    turmoil::sim_elapsed().map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// The bytes of generation `generation` of `key`, `size_bytes` long at least.
+pub fn image_bytes(key: &str, generation: u64, size_bytes: usize) -> Vec<u8> {
+    let mut bytes = format!("\u{89}PNG|{key}|{generation}|").into_bytes();
+    let fill = (generation % 251) as u8;
+    while bytes.len() < size_bytes {
+        bytes.push(fill);
+    }
+    bytes
+}
+
+/// Which generation of `key` these bytes are, if they are one.
+pub fn generation_of(key: &str, bytes: &[u8]) -> Result<u64, String> {
+    let head = format!("\u{89}PNG|{key}|").into_bytes();
+    let rest = bytes
+        .strip_prefix(head.as_slice())
+        .ok_or_else(|| format!("bytes of another key or no image ({} bytes)", bytes.len()))?;
+    let end = rest
+        .iter()
+        .position(|&b| b == b'|')
+        .ok_or("no generation")?;
+    let generation: u64 = std::str::from_utf8(&rest[..end])
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or("bad generation")?;
+    let expected = image_bytes(key, generation, bytes.len());
+    if expected != bytes {
+        return Err(format!("generation {generation} with damaged bytes"));
+    }
+    Ok(generation)
+}
+
+impl History {
+    fn ops(&self) -> MutexGuard<'_, Vec<Op>> {
+        self.ops.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the start of an operation; returns its id.
+    pub fn invoke(&self, client: &str, kind: OpKind, final_check: bool) -> usize {
+        let mut ops = self.ops();
+        let id = ops.len();
+        ops.push(Op {
+            id,
+            client: client.to_owned(),
+            kind,
+            invoke_ms: now_ms(),
+            complete_ms: None,
+            outcome: Outcome::Pending,
+            final_check,
+        });
+        id
+    }
+
+    /// Records how operation `id` ended.
+    pub fn complete(&self, id: usize, outcome: Outcome) {
+        let mut ops = self.ops();
+        let op = &mut ops[id];
+        op.complete_ms = Some(now_ms());
+        op.outcome = outcome;
+    }
+
+    /// Every operation so far.
+    pub fn snapshot(&self) -> Vec<Op> {
+        self.ops().clone()
+    }
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let done = self
+            .complete_ms
+            .map_or_else(|| "pending".to_owned(), |ms| format!("{ms}ms"));
+        let what = match &self.kind {
+            OpKind::Upload { key, generation } => format!("upload {key} gen {generation}"),
+            OpKind::Read { key } => format!("read {key}"),
+        };
+        write!(
+            f,
+            "#{} {} {what}: {}ms..{done} -> {:?}{}",
+            self.id,
+            self.client,
+            self.invoke_ms,
+            self.outcome,
+            if self.final_check { " (final)" } else { "" }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_name_their_generation() {
+        let bytes = image_bytes("k", 42, 300);
+        assert_eq!(bytes.len(), 300);
+        assert_eq!(generation_of("k", &bytes), Ok(42));
+        assert!(generation_of("other", &bytes).is_err());
+        let mut damaged = bytes.clone();
+        damaged[200] ^= 1;
+        assert!(generation_of("k", &damaged).is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! `memring-sim`: run a scenario with a seed, sweep many seeds, or measure how fast
+//! the simulation runs.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use memring::plant::{Plant, Plants};
+use memring_sim::run::{describe_violations, run};
+use memring_sim::scenarios::Scenario;
+
+#[derive(Parser)]
+#[command(name = "memring-sim", about = "Deterministic simulation of memring")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one scenario with one seed.
+    Run {
+        #[arg(long)]
+        scenario: Scenario,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the trace (requests, answers, faults, log lines) here.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// Plant a bug: skip-invalidate, stale-move, ack-before-durable, stale-route.
+        #[arg(long)]
+        plant: Option<Plant>,
+    },
+    /// Run many seeds; list the failing ones; exit 1 if any fails.
+    Swarm {
+        #[arg(long)]
+        scenario: Scenario,
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        #[arg(long, default_value_t = 1)]
+        start: u64,
+        /// Parallel runs (each run is single-threaded).
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        #[arg(long)]
+        plant: Option<Plant>,
+    },
+    /// Simulated seconds per wall second for the standard world.
+    Bench {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+fn plants(plant: Option<Plant>) -> Plants {
+    plant.map_or(Plants::none(), Plants::one)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            scenario,
+            seed,
+            trace,
+            plant,
+        } => {
+            let report = run(scenario, seed, plants(plant));
+            if let Some(path) = trace {
+                let mut text = report.trace.join("\n");
+                text.push('\n');
+                if let Err(error) = std::fs::write(&path, text) {
+                    eprintln!("error: cannot write {}: {error}", path.display());
+                    return ExitCode::from(2);
+                }
+            }
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(report.output.text.as_bytes());
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                let name = plant.map(|p| p.name());
+                let _ =
+                    stdout.write_all(describe_violations(&report, scenario, seed, name).as_bytes());
+                ExitCode::FAILURE
+            }
+        }
+        Command::Swarm {
+            scenario,
+            seeds,
+            start,
+            jobs,
+            plant,
+        } => {
+            let failed = memring_sim::swarm::swarm(scenario, start, seeds, jobs, plants(plant));
+            let name = plant.map(|p| p.name());
+            for (seed, report) in &failed {
+                print!("{}", describe_violations(report, scenario, *seed, name));
+            }
+            let failing: Vec<u64> = failed.iter().map(|(seed, _)| *seed).collect();
+            println!(
+                "swarm {}: {} seeds from {start}, {} failed{}",
+                scenario.name(),
+                seeds,
+                failing.len(),
+                if failing.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {failing:?}")
+                }
+            );
+            if failing.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::Bench { seed } => {
+            let (simulated_s, wall_s) = memring_sim::swarm::bench(seed);
+            println!(
+                "standard world, 120 s simulated: {wall_s:.2} s wall, {:.0}x real time",
+                simulated_s / wall_s
+            );
+            ExitCode::SUCCESS
+        }
+    }
+}

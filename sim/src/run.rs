@@ -1,0 +1,107 @@
+//! Running one scenario with one seed: the tracing capture, the scenario, the
+//! checker's verdict and the report.
+
+use std::fmt::Write as _;
+
+use memring::plant::Plants;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::checker::{context, Violation};
+use crate::history::Op;
+use crate::scenarios::Scenario;
+use crate::trace::Recorder;
+
+/// What a scenario gets.
+pub struct Run {
+    pub scenario: Scenario,
+    pub seed: u64,
+    pub plants: Plants,
+    pub recorder: Recorder,
+}
+
+/// What a scenario gives back.
+#[derive(Default)]
+pub struct RunOutput {
+    /// Text for standard output.
+    pub text: String,
+    pub violations: Vec<Violation>,
+    pub history: Vec<Op>,
+}
+
+/// A finished run.
+pub struct Report {
+    pub output: RunOutput,
+    pub trace: Vec<String>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.output.violations.is_empty()
+    }
+}
+
+/// Runs `scenario` with `seed`, capturing every log event of every host.
+pub fn run(scenario: Scenario, seed: u64, plants: Plants) -> Report {
+    let recorder = Recorder::default();
+    let filter = Targets::new()
+        .with_default(LevelFilter::WARN)
+        .with_target("memring", LevelFilter::INFO)
+        .with_target("memring::http", LevelFilter::DEBUG)
+        .with_target("memring_sim", LevelFilter::INFO);
+    let subscriber = tracing_subscriber::registry()
+        .with(recorder.layer())
+        .with(filter);
+    let run = Run {
+        scenario,
+        seed,
+        plants,
+        recorder: recorder.clone(),
+    };
+    let output = tracing::subscriber::with_default(subscriber, || scenario.run(&run));
+    Report {
+        output,
+        trace: recorder.trace(),
+    }
+}
+
+/// The command that replays a run.
+pub fn replay_command(scenario: Scenario, seed: u64, plant: Option<&str>) -> String {
+    let mut command = format!(
+        "cargo run --release -p memring-sim -- run --scenario {} --seed {seed}",
+        scenario.name()
+    );
+    if let Some(plant) = plant {
+        let _ = write!(command, " --plant {plant}");
+    }
+    command
+}
+
+/// The violation report: the seed, the invariant, the operations around it, and
+/// the replay command.
+pub fn describe_violations(
+    report: &Report,
+    scenario: Scenario,
+    seed: u64,
+    plant: Option<&str>,
+) -> String {
+    let mut text = String::new();
+    for violation in &report.output.violations {
+        let _ = writeln!(
+            text,
+            "VIOLATION seed={seed} scenario={} invariant={}",
+            scenario.name(),
+            violation.invariant
+        );
+        let _ = writeln!(text, "  {}", violation.message);
+        if let Some(op) = violation.op {
+            let _ = writeln!(text, "  operations on the same key around it:");
+            for near in context(&report.output.history, op, 4) {
+                let marker = if near.id == op { ">>" } else { "  " };
+                let _ = writeln!(text, "  {marker} {near}");
+            }
+        }
+        let _ = writeln!(text, "  replay: {}", replay_command(scenario, seed, plant));
+    }
+    text
+}

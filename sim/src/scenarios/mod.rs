@@ -1,0 +1,60 @@
+//! The scenarios `memring-sim run` knows.
+
+pub mod autoscale;
+pub mod chaos;
+pub mod documented_logs;
+pub mod resize_under_load;
+pub mod workload;
+
+use std::str::FromStr;
+
+use crate::run::{Run, RunOutput};
+
+/// A scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    DocumentedLogs,
+    ResizeUnderLoad,
+    Autoscale,
+    Chaos,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 4] = [
+        Scenario::DocumentedLogs,
+        Scenario::ResizeUnderLoad,
+        Scenario::Autoscale,
+        Scenario::Chaos,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::DocumentedLogs => "documented-logs",
+            Scenario::ResizeUnderLoad => "resize-under-load",
+            Scenario::Autoscale => "autoscale",
+            Scenario::Chaos => "chaos",
+        }
+    }
+
+    pub fn run(self, run: &Run) -> RunOutput {
+        match self {
+            Scenario::DocumentedLogs => documented_logs::run(run),
+            Scenario::ResizeUnderLoad => resize_under_load::run(run),
+            Scenario::Autoscale => autoscale::run(run),
+            Scenario::Chaos => chaos::run(run),
+        }
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scenario::ALL
+            .into_iter()
+            .find(|scenario| scenario.name() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+                format!("unknown scenario {s:?} (known: {})", known.join(", "))
+            })
+    }
+}

@@ -1,0 +1,168 @@
+//! The random client workload shared by the load scenarios: uploads, re-uploads and
+//! reads of a small hot key set, until told to stop; then the end-state checks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::checker::{Invariant, Violation};
+use crate::driver::Driver;
+use crate::history::Outcome;
+
+/// Shape of the workload.
+#[derive(Clone, Copy, Debug)]
+pub struct Workload {
+    pub keys: usize,
+    /// Out of 100: the share of uploads.
+    pub upload_percent: u32,
+    pub image_bytes: usize,
+    /// Pause between operations, up to this.
+    pub think_ms_max: u64,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            keys: 12,
+            upload_percent: 30,
+            image_bytes: 2_048,
+            think_ms_max: 30,
+        }
+    }
+}
+
+pub fn key_name(index: usize) -> String {
+    format!("key-{index}")
+}
+
+/// One client's loop. Generations are unique across clients: client `c` uses
+/// `c * 1_000_000 + n`.
+pub async fn client_loop(
+    driver: Driver,
+    client_index: u64,
+    seed: u64,
+    workload: Workload,
+    stop: Arc<AtomicBool>,
+) {
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed ^ (client_index.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+    let mut next_generation = client_index * 1_000_000 + 1;
+    while !stop.load(Ordering::Relaxed) {
+        let key = key_name(rng.gen_range(0..workload.keys));
+        if rng.gen_range(0..100) < workload.upload_percent {
+            driver
+                .upload(&key, next_generation, workload.image_bytes)
+                .await;
+            next_generation += 1;
+        } else {
+            driver.read(&key, false).await;
+        }
+        let pause = rng.gen_range(0..=workload.think_ms_max);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+}
+
+/// After the run: every key is read, retrying failures for up to `limit_ms`; the
+/// last attempt of each is a final check for the checker.
+pub async fn final_reads(driver: &Driver, keys: usize, limit_ms: u64) {
+    let started = crate::history::now_ms();
+    for index in 0..keys {
+        let key = key_name(index);
+        loop {
+            let last_chance = crate::history::now_ms() - started >= limit_ms;
+            let outcome = driver.read(&key, true).await;
+            if !matches!(outcome, Outcome::Failed(_)) || last_chance {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Retried final reads that failed before a later one succeeded are not final.
+pub fn keep_last_final_reads(ops: &mut [crate::history::Op]) {
+    let mut seen = std::collections::BTreeSet::new();
+    for op in ops.iter_mut().rev() {
+        if op.final_check && !seen.insert(op.kind.key().to_owned()) {
+            op.final_check = false;
+        }
+    }
+}
+
+/// Checks that the front-end and the manager agree on a pool of `size` nodes.
+pub async fn check_pool(driver: &Driver, size: usize, problems: &mut Vec<Violation>) {
+    let manager = driver.manager_pool().await;
+    let frontend = driver.frontend_pool().await;
+    match (manager, frontend) {
+        (Some(manager), Some(frontend)) => {
+            let mut m = manager.clone();
+            let mut f = frontend.clone();
+            m.sort();
+            f.sort();
+            if manager.len() != size || m != f {
+                problems.push(Violation {
+                    invariant: Invariant::Liveness,
+                    message: format!("pool not converged: asked for {size} nodes, manager has {manager:?}, front-end routes by {frontend:?}"),
+                    op: None,
+                });
+            }
+        }
+        other => problems.push(Violation {
+            invariant: Invariant::Liveness,
+            message: format!("could not read the pools after healing: {other:?}"),
+            op: None,
+        }),
+    }
+}
+
+/// Checks that the manager's totals equal the sum of the pool nodes' counters once
+/// traffic has stopped for more than one reporting period.
+pub async fn check_stats(driver: &Driver, stats_interval_ms: u64, problems: &mut Vec<Violation>) {
+    tokio::time::sleep(Duration::from_millis(stats_interval_ms * 2 + 100)).await;
+    let Some(pool) = driver.manager_pool().await else {
+        problems.push(Violation {
+            invariant: Invariant::Statistics,
+            message: "no pool from the manager".into(),
+            op: None,
+        });
+        return;
+    };
+    let mut gets = 0;
+    let mut hits = 0;
+    for node in &pool {
+        match driver.node_stats(node).await {
+            Some(stats) => {
+                gets += stats["gets"].as_u64().unwrap_or(0);
+                hits += stats["hits"].as_u64().unwrap_or(0);
+            }
+            None => {
+                problems.push(Violation {
+                    invariant: Invariant::Statistics,
+                    message: format!("no counters from node {node}"),
+                    op: None,
+                });
+                return;
+            }
+        }
+    }
+    let Some(aggregate) = driver.aggregate_stats().await else {
+        problems.push(Violation {
+            invariant: Invariant::Statistics,
+            message: "no aggregate statistics from the manager".into(),
+            op: None,
+        });
+        return;
+    };
+    let current = &aggregate["current"];
+    let (m_gets, m_hits) = (current["gets"].as_u64(), current["hits"].as_u64());
+    if m_gets != Some(gets) || m_hits != Some(hits) {
+        problems.push(Violation {
+            invariant: Invariant::Statistics,
+            message: format!("manager reports gets={m_gets:?} hits={m_hits:?}, nodes sum to gets={gets} hits={hits}"),
+            op: None,
+        });
+    }
+}
