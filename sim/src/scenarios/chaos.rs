@@ -38,7 +38,7 @@ fn hosts() -> Vec<String> {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    hosts.extend(SLOTS.iter().take(4).map(|s| s.to_string()));
+    hosts.extend(SLOTS.iter().take(6).map(|s| s.to_string()));
     hosts
 }
 
@@ -46,19 +46,25 @@ fn schedule(seed: u64) -> Vec<(u64, u64, Fault)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc4a0_5eed);
     let hosts = hosts();
     let mut faults = Vec::new();
-    let count = rng.gen_range(4..10);
+    let count = rng.gen_range(6..14);
     for _ in 0..count {
         let at = rng.gen_range(2_000..FAULT_WINDOW_MS - 5_000);
         let lasts = rng.gen_range(1_000..8_000);
         let pick = |rng: &mut ChaCha8Rng| hosts[rng.gen_range(0..hosts.len())].clone();
+        // Most faults touch the front-end, whose links carry every request.
         let pair = |rng: &mut ChaCha8Rng| loop {
-            let (a, b) = (pick(rng), pick(rng));
+            let a = if rng.gen_bool(0.7) {
+                "frontend".to_owned()
+            } else {
+                pick(rng)
+            };
+            let b = pick(rng);
             if a != b {
-                return (a, b);
+                return if rng.gen_bool(0.5) { (a, b) } else { (b, a) };
             }
         };
         let fault = match rng.gen_range(0..6) {
-            0 => Fault::Bounce(SLOTS[rng.gen_range(0..4)].to_owned()),
+            0 => Fault::Bounce(SLOTS[rng.gen_range(0..6)].to_owned()),
             1 => {
                 let (a, b) = pair(&mut rng);
                 Fault::Partition(a, b)

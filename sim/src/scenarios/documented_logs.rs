@@ -129,11 +129,6 @@ pub fn run(run: &Run) -> RunOutput {
         output.history.extend(history.snapshot());
 
         let logged = run.recorder.rebalance_lines();
-        output.text.push_str(&format!(
-            "# [{}] -> [{}]\n",
-            transition.from.join(", "),
-            transition.to.join(", ")
-        ));
         for line in &logged {
             output.text.push_str(&format!("INFO:root:{line}\n"));
         }
