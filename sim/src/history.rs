@@ -100,6 +100,7 @@ impl History {
     pub fn invoke(&self, client: &str, kind: OpKind, final_check: bool) -> usize {
         let mut ops = self.ops();
         let id = ops.len();
+        tracing::info!(target: "memring_sim::client", "invoke #{id} {client} {kind:?}");
         ops.push(Op {
             id,
             client: client.to_owned(),
@@ -116,6 +117,7 @@ impl History {
     pub fn complete(&self, id: usize, outcome: Outcome) {
         let mut ops = self.ops();
         let op = &mut ops[id];
+        tracing::info!(target: "memring_sim::client", "complete #{id} {} {outcome:?}", op.client);
         op.complete_ms = Some(now_ms());
         op.outcome = outcome;
     }

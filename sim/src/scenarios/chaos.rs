@@ -10,7 +10,9 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::workload::{check_pool, client_loop, final_reads, keep_last_final_reads, Workload};
+use super::workload::{
+    check_pool, check_stats, client_loop, final_reads, keep_last_final_reads, Workload,
+};
 use crate::checker::{check_history, Invariant, Violation};
 use crate::driver::Driver;
 use crate::history::History;
@@ -89,6 +91,7 @@ fn schedule(seed: u64) -> Vec<(u64, u64, Fault)> {
 pub fn run(run: &Run) -> RunOutput {
     let mut spec = WorldSpec::new(run.seed);
     spec.plants = run.plants;
+    let stats_interval_ms = spec.stats_interval_ms;
     let mut sim = build(&spec);
     let history = History::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -141,6 +144,7 @@ pub fn run(run: &Run) -> RunOutput {
         let requested = driver.manager_pool().await.map_or(size, |pool| pool.len());
         final_reads(&driver, workload.keys, 30_000).await;
         check_pool(&driver, requested, &mut problems).await;
+        check_stats(&driver, stats_interval_ms, &mut problems).await;
         found
             .lock()
             .unwrap_or_else(|p| p.into_inner())
