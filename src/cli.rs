@@ -84,6 +84,9 @@ pub struct UpArgs {
     /// Largest upload, in bytes.
     #[arg(long, default_value_t = crate::frontend::UPLOAD_MAX_BYTES_DEFAULT)]
     pub upload_max_bytes: usize,
+    /// Assignment strategy: modulo (documented) or minimal.
+    #[arg(long, default_value = "modulo")]
+    pub strategy: Strategy,
     #[command(flatten)]
     pub cache: CacheArgs,
 }
@@ -105,6 +108,9 @@ pub struct FrontendArgs {
     /// Largest upload, in bytes.
     #[arg(long, default_value_t = crate::frontend::UPLOAD_MAX_BYTES_DEFAULT)]
     pub upload_max_bytes: usize,
+    /// Assignment strategy: modulo (documented) or minimal.
+    #[arg(long, default_value = "modulo")]
+    pub strategy: Strategy,
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,6 @@ pub enum InputError {
     BadNodeId { id: String, why: String },
     #[error("bad key {key:?}: {why}")]
     BadKey { key: String, why: &'static str },
-    #[error("unknown assignment strategy {0:?} (known: modulo)")]
+    #[error("unknown assignment strategy {0:?} (known: modulo, minimal)")]
     UnknownStrategy(String),
 }

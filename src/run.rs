@@ -75,6 +75,7 @@ pub async fn run_up(args: UpArgs) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
     settings.cache = cache_config(&args.cache)?;
     settings.upload_max_bytes = args.upload_max_bytes;
+    settings.strategy = args.strategy;
     settings.rng_seed = os_seed();
     let up = start_up(settings).await?;
     tracing::info!(
@@ -106,6 +107,7 @@ pub async fn run_frontend(args: FrontendArgs) -> Result<(), String> {
         manager_addr: Some(args.manager),
         node_port: args.node_port,
         upload_max_bytes: args.upload_max_bytes,
+        strategy: args.strategy,
         rng_seed: os_seed(),
         ..FrontendSettings::default()
     };

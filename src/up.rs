@@ -145,6 +145,7 @@ pub struct UpSettings {
     pub node_ports: Vec<u16>,
     pub cache: CacheConfig,
     pub upload_max_bytes: usize,
+    pub strategy: crate::assign::Strategy,
     /// Seed of the services' random generators.
     pub rng_seed: u64,
     /// Overrides of the services' timing (tests shorten them).
@@ -162,6 +163,7 @@ impl UpSettings {
             node_ports: (5101..=5108).collect(),
             cache: CacheConfig::default(),
             upload_max_bytes: frontend::UPLOAD_MAX_BYTES_DEFAULT,
+            strategy: crate::assign::Strategy::Modulo,
             rng_seed: 0,
             stats_interval_ms: 5_000,
             autoscale_interval_ms: 60_000,
@@ -249,6 +251,7 @@ pub async fn start_up(settings: UpSettings) -> Result<Up, String> {
         manager_addr: Some(manager_addr),
         manager_port,
         upload_max_bytes: settings.upload_max_bytes,
+        strategy: settings.strategy,
         rng_seed: settings.rng_seed,
         ..FrontendSettings::default()
     };
