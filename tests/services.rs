@@ -24,10 +24,20 @@ async fn documented_flows() {
         .await;
     assert_eq!(reply.status, StatusCode::OK);
 
+    // "application/octet-stream" says nothing either: sniffed too.
+    let reply = api
+        .upload(
+            Some("blob"),
+            Some((b"\x89PNG\r\n\x1a\nblob", Some("application/octet-stream"))),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(api.image("blob").await.headers["content-type"], "image/png");
+
     let reply = api.post_json(&api.frontend, "/api/list_keys", "").await;
     assert_eq!(
         json(&reply)["keys"],
-        serde_json::json!(["cat", "dog", "gif"])
+        serde_json::json!(["blob", "cat", "dog", "gif"])
     );
 
     let reply = api

@@ -95,9 +95,11 @@ async fn upload(
     if bytes.is_empty() {
         return Err(ApiError::bad_request("the file is empty"));
     }
+    // A part without a content type, or with the "unknown" one, is sniffed.
     let mime = content_type
         .as_deref()
         .and_then(crate::mime::normalize)
+        .filter(|mime| mime != crate::mime::OCTET_STREAM)
         .unwrap_or_else(|| crate::mime::sniff(&bytes).to_owned());
     let version = store(&state, Upload { key, bytes, mime }).await?;
     Ok(api::ok_with(json!({ "version": version })))
