@@ -145,6 +145,9 @@ pub struct ManagerArgs {
     /// The node slots, comma-separated ids (1 to 8).
     #[arg(long)]
     pub nodes: String,
+    /// Where the pool and settings are kept across restarts.
+    #[arg(long, default_value = "./memring-manager.json")]
+    pub state_file: std::path::PathBuf,
     /// Port of nodes whose id carries none.
     #[arg(long, default_value_t = NODE_PORT_DEFAULT)]
     pub node_port: u16,

@@ -140,6 +140,7 @@ pub async fn run_cache_node(args: CacheNodeArgs) -> Result<(), String> {
         rng_seed: os_seed(),
         body_max_bytes: args.item_max_bytes,
         plants: crate::plant::Plants::none(),
+        incarnation: os_seed(),
     };
     let service = start_node(
         settings,
@@ -162,6 +163,9 @@ pub async fn run_manager(args: ManagerArgs) -> Result<(), String> {
     settings.frontend_addr = Some(args.frontend);
     settings.node_port = args.node_port;
     settings.cache = cache_config(&args.cache)?;
+    settings.state = Some(Arc::new(crate::manager::state::FileStateStore {
+        path: args.state_file,
+    }));
     let service = start_manager(
         settings,
         Box::new(listener),

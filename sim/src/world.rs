@@ -145,9 +145,11 @@ pub fn build(spec: &WorldSpec) -> turmoil::Sim<'static> {
         let host = name.clone();
         let name = name.clone();
         let spec = spec.clone();
+        let lives = Arc::new(std::sync::atomic::AtomicU64::new(0));
         sim.host(host.as_str(), move || {
             let name = name.clone();
             let spec = spec.clone();
+            let life = lives.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             async move {
                 let span = tracing::info_span!("host", name = %name);
                 let listener = TurmoilListener::bind(NODE_PORT).await?;
@@ -159,6 +161,10 @@ pub fn build(spec: &WorldSpec) -> turmoil::Sim<'static> {
                     rng_seed: spec.seed.wrapping_mul(31).wrapping_add(slot as u64),
                     body_max_bytes: 4 * 1024 * 1024,
                     plants: spec.plants,
+                    incarnation: spec
+                        .seed
+                        .wrapping_mul(1_000_003)
+                        .wrapping_add(slot as u64 * 1_000 + life),
                 };
                 let connector: SharedConnector = Arc::new(TurmoilConnector);
                 let service = span.in_scope(|| {
@@ -176,8 +182,11 @@ pub fn build(spec: &WorldSpec) -> turmoil::Sim<'static> {
     }
 
     let manager_spec = spec.clone();
+    // The manager's disk: its saved state outlives a crash of its host.
+    let manager_disk = Arc::new(memring::manager::state::MemoryStateStore::default());
     sim.host("manager", move || {
         let spec = manager_spec.clone();
+        let disk = manager_disk.clone();
         async move {
             let span = tracing::info_span!("host", name = "manager");
             let listener = TurmoilListener::bind(MANAGER_PORT).await?;
@@ -188,6 +197,7 @@ pub fn build(spec: &WorldSpec) -> turmoil::Sim<'static> {
             settings.stats_interval_ms = spec.stats_interval_ms;
             settings.autoscale_interval_ms = spec.autoscale_interval_ms;
             settings.cache = spec.cache;
+            settings.state = Some(disk);
             let connector: SharedConnector = Arc::new(TurmoilConnector);
             let service = span.in_scope(|| {
                 start_manager(

@@ -10,7 +10,7 @@ mod rebalance;
 mod routes;
 mod upload;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -87,6 +87,9 @@ pub struct FrontendState {
     cached: Mutex<CachedKeys>,
     /// Nodes whose invalidation or clear was not confirmed: bypassed until cleared.
     quarantine: Mutex<BTreeSet<NodeId>>,
+    /// Each node's fence token, learned when this front-end last cleared it. Fills
+    /// and moves carry it; a node refuses them once it was cleared again.
+    fences: Mutex<BTreeMap<NodeId, String>>,
     /// Serialises rebalances: a notify that arrives during one waits for it.
     rebalance_lock: tokio::sync::Mutex<()>,
     rng: Mutex<ChaCha8Rng>,
@@ -119,6 +122,7 @@ impl FrontendState {
             routing: RwLock::new(None),
             cached: Mutex::new(CachedKeys::new()),
             quarantine: Mutex::new(BTreeSet::new()),
+            fences: Mutex::new(BTreeMap::new()),
             rebalance_lock: tokio::sync::Mutex::new(()),
             rng: Mutex::new(rng),
             fills: Arc::new(tokio::sync::Semaphore::new(FILLS_IN_FLIGHT_MAX)),
@@ -158,6 +162,51 @@ impl FrontendState {
 
     fn node_addr(&self, node: &NodeId) -> String {
         node.address(self.settings.node_port)
+    }
+
+    /// The fence token of `node`, if this front-end has cleared it.
+    fn fence(&self, node: &NodeId) -> Option<String> {
+        lock(&self.fences).get(node).cloned()
+    }
+}
+
+/// Clears `node` and learns its new fence token. Returns whether it confirmed.
+async fn clear_node(state: &Arc<FrontendState>, node: &NodeId) -> bool {
+    let addr = state.node_addr(node);
+    let reply = state
+        .client
+        .send(
+            http::Method::DELETE,
+            &addr,
+            crate::node::protocol::CLEAR_PATH,
+            &[],
+            bytes::Bytes::new(),
+        )
+        .await;
+    let fence = match reply {
+        Ok(reply) if reply.status.is_success() => reply
+            .json::<serde_json::Value>()
+            .and_then(|body| body["fence"].as_str().map(str::to_owned)),
+        _ => None,
+    };
+    match fence {
+        Some(fence) => {
+            lock(&state.fences).insert(node.clone(), fence);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Clears each of `nodes`; a node that does not confirm is quarantined.
+async fn clear_nodes(state: &Arc<FrontendState>, nodes: &[NodeId]) {
+    let calls = nodes
+        .iter()
+        .map(|node| async move { (node, clear_node(state, node).await) });
+    for (node, cleared) in futures::future::join_all(calls).await {
+        if !cleared {
+            state.quarantine(node);
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::{lock, FrontendState};
 use crate::api::ApiError;
 use crate::key::validate_key;
-use crate::node::protocol::{item_path, VERSION_HEADER};
+use crate::node::protocol::{item_path, FENCE_HEADER, FENCE_MISMATCH_HEADER, VERSION_HEADER};
 use crate::ring::partition;
 
 /// How often a read retries the index when the object it named was replaced
@@ -34,6 +34,9 @@ pub async fn read(state: &Arc<FrontendState>, key: &str) -> Result<Image, ApiErr
         .routing()
         .map(|routing| routing.mapping.owner(partition(key)).clone());
     let owner = owner.filter(|node| !state.is_quarantined(node));
+    // The fence is taken before anything is read: a clear of the node after this
+    // point makes the node refuse this read's fill.
+    let fence = owner.as_ref().and_then(|node| state.fence(node));
     if let Some(node) = &owner {
         let addr = state.node_addr(node);
         match state
@@ -74,8 +77,8 @@ pub async fn read(state: &Arc<FrontendState>, key: &str) -> Result<Image, ApiErr
         }
     }
     let image = read_storage(state, key).await?;
-    if let Some(node) = owner {
-        fill(state, node, key, &image);
+    if let (Some(node), Some(fence)) = (owner, fence) {
+        fill(state, node, key, &image, fence);
     }
     Ok(image)
 }
@@ -114,7 +117,13 @@ async fn read_storage(state: &Arc<FrontendState>, key: &str) -> Result<Image, Ap
 
 /// Puts a value read from storage into its owner, in the background. The node
 /// refuses it if it already knows a newer version.
-fn fill(state: &Arc<FrontendState>, node: crate::ring::NodeId, key: &str, image: &Image) {
+fn fill(
+    state: &Arc<FrontendState>,
+    node: crate::ring::NodeId,
+    key: &str,
+    image: &Image,
+    fence: String,
+) {
     let Ok(permit) = state.fills.clone().try_acquire_owned() else {
         return;
     };
@@ -127,13 +136,16 @@ fn fill(state: &Arc<FrontendState>, node: crate::ring::NodeId, key: &str, image:
         let addr = state.node_addr(&node);
         let mime = HeaderValue::from_str(&image.mime)
             .unwrap_or(HeaderValue::from_static(crate::mime::OCTET_STREAM));
-        let headers = [
+        let mut headers = vec![
             (CONTENT_TYPE, mime),
             (
                 http::header::HeaderName::from_static(VERSION_HEADER),
                 HeaderValue::from(image.version),
             ),
         ];
+        if let Ok(fence) = HeaderValue::from_str(&fence) {
+            headers.push((http::header::HeaderName::from_static(FENCE_HEADER), fence));
+        }
         match state
             .client
             .send_with_timeout(
@@ -146,6 +158,11 @@ fn fill(state: &Arc<FrontendState>, node: crate::ring::NodeId, key: &str, image:
             )
             .await
         {
+            Ok(reply) if reply.headers.contains_key(FENCE_MISMATCH_HEADER) => {
+                // The node was cleared or restarted behind this front-end's back:
+                // bypass it until the healer has cleared it and learned its token.
+                state.quarantine(&node);
+            }
             Ok(reply) if reply.status.is_success() || reply.status == StatusCode::CONFLICT => {}
             Ok(reply) => tracing::debug!(%node, %key, status = %reply.status, "fill refused"),
             Err(error) => tracing::debug!(%node, %key, %error, "fill failed"),

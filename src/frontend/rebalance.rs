@@ -9,10 +9,10 @@ use futures::future::join_all;
 use http::Method;
 use serde::Deserialize;
 
-use super::{lock, upload, FrontendState, Routing};
+use super::{clear_node, clear_nodes, lock, FrontendState, Routing};
 use crate::api::ApiError;
 use crate::balance::{plan_from, BalancePlan, PlanSettings};
-use crate::node::protocol::{CLEAR_PATH, MOVE_KEYS_PATH};
+use crate::node::protocol::{FENCES_HEADER, MOVE_KEYS_PATH};
 use crate::plant::Plant;
 use crate::render::plan_lines;
 use crate::ring::{NodeId, Pool};
@@ -71,7 +71,7 @@ pub async fn rebalance_to(
         // life, so they are cleared first.
         let pool = Pool::new(members.to_vec())
             .map_err(|error| ApiError::bad_request(error.to_string()))?;
-        clear_newcomers(state, pool.nodes()).await;
+        clear_nodes(state, pool.nodes()).await;
         let mapping = settings.strategy.assign(&pool, None);
         let plan = plan_from(&pool, &mapping, &pool, &state.cached_keys(), settings);
         state.set_routing(Routing { pool, mapping });
@@ -98,7 +98,7 @@ pub async fn rebalance_to(
         .filter(|node| !old_pool.contains(node))
         .cloned()
         .collect();
-    clear_newcomers(state, &newcomers).await;
+    clear_nodes(state, &newcomers).await;
 
     if state.settings.plants.has(Plant::StaleRoute) {
         // Planted bug: the new pool is taken but routing keeps the old mapping.
@@ -115,25 +115,44 @@ pub async fn rebalance_to(
 
     let orders = plan.balance_result.iter().map(|entry| async move {
         let addr = state.node_addr(&entry.send_to);
+        // A quarantined node may hold images it missed the invalidation of: it
+        // hands nothing over (its keys are re-read from storage), but a leaving one
+        // still gets the order, so that it calls the manager back.
+        let mut payload = entry.payload.clone();
+        if state.is_quarantined(&entry.send_to) {
+            payload.dest = crate::balance::Dest::default();
+        }
+        let fences: Vec<String> = payload
+            .dest
+            .0
+            .iter()
+            .filter_map(|(node, _)| state.fence(node).map(|token| format!("{node}={token}")))
+            .collect();
+        let mut headers = vec![(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        )];
+        if let Ok(value) = http::HeaderValue::from_str(&fences.join(";")) {
+            headers.push((http::header::HeaderName::from_static(FENCES_HEADER), value));
+        }
         let outcome = state
             .client
             .send_with_timeout(
                 Method::POST,
                 &addr,
                 MOVE_KEYS_PATH,
-                &[(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/json"),
-                )],
-                Bytes::from(serde_json::to_vec(&entry.payload).expect("payloads serialize")),
+                &headers,
+                Bytes::from(serde_json::to_vec(&payload).expect("payloads serialize")),
                 state.settings.move_timeout_ms,
             )
             .await;
-        (entry, outcome)
+        let confirmed = payload.dest == entry.payload.dest
+            && matches!(&outcome, Ok(reply) if reply.status.is_success());
+        (entry, confirmed)
     });
     let mut failed_orders = 0;
-    for (entry, outcome) in join_all(orders).await {
-        if matches!(&outcome, Ok(reply) if reply.status.is_success()) {
+    for (entry, confirmed) in join_all(orders).await {
+        if confirmed {
             continue;
         }
         failed_orders += 1;
@@ -148,22 +167,6 @@ pub async fn rebalance_to(
         plan,
         failed_orders,
     })
-}
-
-async fn clear_newcomers(state: &Arc<FrontendState>, newcomers: &[NodeId]) {
-    let calls = newcomers.iter().map(|node| async move {
-        let addr = state.node_addr(node);
-        let outcome = state
-            .client
-            .send(Method::DELETE, &addr, CLEAR_PATH, &[], Bytes::new())
-            .await;
-        (node, outcome)
-    });
-    for (node, outcome) in join_all(calls).await {
-        if !matches!(&outcome, Ok(reply) if reply.status.is_success()) {
-            state.quarantine(node);
-        }
-    }
 }
 
 /// Asks the manager for its pool and moves to it if it differs from the one in force.
@@ -210,13 +213,7 @@ pub async fn heal_quarantined(state: &Arc<FrontendState>) {
         return;
     }
     for node in nodes {
-        let addr = state.node_addr(&node);
-        let cleared = state
-            .client
-            .send(Method::DELETE, &addr, CLEAR_PATH, &[], Bytes::new())
-            .await
-            .is_ok_and(|reply| reply.status.is_success());
-        if cleared {
+        if clear_node(state, &node).await {
             lock(&state.quarantine).remove(&node);
             tracing::info!(%node, "node cleared; quarantine lifted");
         }
@@ -229,6 +226,6 @@ pub async fn clear_cache(state: &Arc<FrontendState>) {
         .routing()
         .map(|routing| routing.pool.nodes().to_vec())
         .unwrap_or_default();
-    upload::clear_nodes(state, &nodes).await;
+    clear_nodes(state, &nodes).await;
     lock(&state.cached).clear();
 }

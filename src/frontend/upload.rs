@@ -18,7 +18,6 @@ use super::{lock, FrontendState};
 use crate::api::ApiError;
 use crate::node::protocol::item_path;
 use crate::plant::Plant;
-use crate::ring::NodeId;
 use crate::storage::StorageError;
 
 /// Attempts at finding an unused object name.
@@ -126,29 +125,6 @@ pub(super) async fn invalidate_everywhere(state: &Arc<FrontendState>, key: &str,
         let confirmed = matches!(&outcome, Ok(reply) if reply.status.is_success());
         if !confirmed {
             tracing::warn!(%node, %key, "invalidation not confirmed");
-            state.quarantine(node);
-        }
-    }
-}
-
-/// Clears every node of the pool; a node that does not confirm is quarantined.
-pub(super) async fn clear_nodes(state: &Arc<FrontendState>, nodes: &[NodeId]) {
-    let calls = nodes.iter().map(|node| async move {
-        let addr = state.node_addr(node);
-        let outcome = state
-            .client
-            .send(
-                Method::DELETE,
-                &addr,
-                crate::node::protocol::CLEAR_PATH,
-                &[],
-                Bytes::new(),
-            )
-            .await;
-        (node, outcome)
-    });
-    for (node, outcome) in join_all(calls).await {
-        if !matches!(&outcome, Ok(reply) if reply.status.is_success()) {
             state.quarantine(node);
         }
     }

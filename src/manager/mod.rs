@@ -8,6 +8,7 @@
 //! "Stopping" a node clears it, so it rejoins empty.
 
 mod routes;
+pub mod state;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -50,6 +51,14 @@ pub struct ManagerSettings {
     /// Notify attempts before the manager leaves it to the front-end's pool sync.
     pub notify_attempts_max: usize,
     pub cache: CacheConfig,
+    /// Where the pool and settings are kept across restarts (none: in memory only).
+    pub state: Option<Arc<dyn state::StateStore>>,
+}
+
+impl std::fmt::Debug for dyn state::StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateStore")
+    }
 }
 
 impl ManagerSettings {
@@ -65,6 +74,7 @@ impl ManagerSettings {
             notify_timeout_ms: 60_000,
             notify_attempts_max: 5,
             cache: CacheConfig::default(),
+            state: None,
         }
     }
 }
@@ -136,6 +146,64 @@ impl ManagerState {
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes up the saved state, if there is a valid one.
+    pub async fn restore(&self) {
+        let Some(store) = &self.settings.state else {
+            return;
+        };
+        let Some(bytes) = store.load().await else {
+            return;
+        };
+        let saved: state::SavedState = match serde_json::from_slice(&bytes) {
+            Ok(saved) => saved,
+            Err(error) => {
+                tracing::warn!(%error, "saved manager state unreadable; starting afresh");
+                return;
+            }
+        };
+        let valid = crate::ring::Pool::new(saved.pool.clone()).is_ok()
+            && saved
+                .pool
+                .iter()
+                .all(|node| self.settings.slots.contains(node))
+            && saved.params.validate().is_ok()
+            && saved.cache.validate().is_ok();
+        if !valid {
+            tracing::warn!("saved manager state does not fit the slots; starting afresh");
+            return;
+        }
+        let mut inner = self.inner();
+        tracing::info!(pool = ?saved.pool, "manager state restored");
+        inner.pool = saved.pool;
+        inner.mode = if saved.automatic {
+            Mode::Automatic
+        } else {
+            Mode::Manual
+        };
+        inner.params = saved.params;
+        inner.cache = saved.cache;
+    }
+
+    /// Saves the state (pool, mode, parameters, cache configuration).
+    pub async fn persist(&self) {
+        let Some(store) = &self.settings.state else {
+            return;
+        };
+        let saved = {
+            let inner = self.inner();
+            state::SavedState {
+                pool: inner.pool.clone(),
+                automatic: inner.mode == Mode::Automatic,
+                params: inner.params,
+                cache: inner.cache,
+            }
+        };
+        let bytes = serde_json::to_vec(&saved).expect("the state serializes");
+        if let Err(error) = store.save(bytes).await {
+            tracing::error!(%error, "could not save the manager state");
+        }
     }
 
     /// The pool in join order.
@@ -225,6 +293,7 @@ impl ManagerState {
             })
             .collect();
         self.inner().pool = new.clone();
+        self.persist().await;
 
         let notified = self.notify_frontend(&new, mode, change).await;
         let timeout = Duration::from_millis(self.settings.move_callback_timeout_ms);
@@ -307,6 +376,7 @@ impl ManagerState {
     /// Sets the cache configuration and pushes it to every node of the pool.
     pub async fn set_cache_config(&self, config: CacheConfig) -> Vec<String> {
         self.inner().cache = config;
+        self.persist().await;
         let pool = self.pool();
         let mut failed = Vec::new();
         for node in &pool {

@@ -117,6 +117,7 @@ async fn automatic(
         inner.params = params;
         inner.mode = Mode::Automatic;
     }
+    state.persist().await;
     Ok(api::ok_with(json!({ "content": config_content(&state) })))
 }
 

@@ -85,6 +85,9 @@ pub struct NodeSettings {
     pub body_max_bytes: usize,
     /// Planted bugs (simulation only; none by default).
     pub plants: crate::plant::Plants,
+    /// This life of the node, part of its fence token; a restarted node must
+    /// draw a new one (production seeds it from the operating system).
+    pub incarnation: u64,
 }
 
 /// Counters a node keeps (cumulative since start).
@@ -101,6 +104,8 @@ pub struct NodeState {
     store: Mutex<CacheStore>,
     counters: Counters,
     client: HttpClient,
+    /// Clears so far; read and changed only under the store lock.
+    clears: AtomicU64,
 }
 
 impl NodeState {
@@ -115,7 +120,18 @@ impl NodeState {
             store: Mutex::new(store),
             counters: Counters::default(),
             client,
+            clears: AtomicU64::new(0),
         })
+    }
+
+    /// The current fence token: this life and the clears so far. Call with the
+    /// store lock held so it cannot change under the caller.
+    fn fence_token(&self) -> String {
+        format!(
+            "{:016x}-{}",
+            self.settings.incarnation,
+            self.clears.load(Ordering::Relaxed)
+        )
     }
 
     fn store(&self) -> MutexGuard<'_, CacheStore> {
@@ -237,7 +253,23 @@ async fn put_item(
         version,
     };
     let moved = headers.contains_key(protocol::MOVED_HEADER);
+    let fence = headers
+        .get(protocol::FENCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let mut store = state.store();
+    if let Some(fence) = fence {
+        if fence != state.fence_token() {
+            drop(store);
+            let mut response =
+                ApiError::new(StatusCode::CONFLICT, "stale fence token").into_response();
+            response.headers_mut().insert(
+                header::HeaderName::from_static(protocol::FENCE_MISMATCH_HEADER),
+                HeaderValue::from_static("1"),
+            );
+            return Ok(response);
+        }
+    }
     if moved && state.settings.plants.has(crate::plant::Plant::StaleMove) {
         // Planted bug: a moved value replaces whatever is here, newer or not.
         store.remove(&key);
@@ -277,8 +309,13 @@ async fn invalidate_item(
 }
 
 async fn clear(State(state): State<Arc<NodeState>>) -> Response {
-    state.store().clear();
-    api::ok()
+    let fence = {
+        let mut store = state.store();
+        store.clear();
+        state.clears.fetch_add(1, Ordering::Relaxed);
+        state.fence_token()
+    };
+    api::ok_with(json!({ "fence": fence }))
 }
 
 async fn get_config(State(state): State<Arc<NodeState>>) -> Response {
@@ -324,12 +361,14 @@ struct MoveReport {
 
 async fn move_keys(
     State(state): State<Arc<NodeState>>,
+    headers: HeaderMap,
     JsonBody(payload): JsonBody<MoveKeysPayload>,
 ) -> Result<Response, ApiError> {
+    let fences = parse_fences(&headers);
     if payload.port != crate::balance::STAYING_PORT && !(1..=65535).contains(&payload.port) {
         return Err(ApiError::bad_request("port must be -1 or a TCP port"));
     }
-    let report = hand_over(&state, &payload).await;
+    let report = hand_over(&state, &payload, &fences).await;
     tracing::info!(
         node = %state.settings.node_id,
         moved = report.moved,
@@ -345,14 +384,28 @@ async fn move_keys(
 
 /// Sends every listed key this node holds to its destination, dropping it locally
 /// once the destination has it (or has something newer).
-async fn hand_over(state: &Arc<NodeState>, payload: &MoveKeysPayload) -> MoveReport {
-    let work: Vec<(String, String)> = payload
+async fn hand_over(
+    state: &Arc<NodeState>,
+    payload: &MoveKeysPayload,
+    fences: &[(String, String)],
+) -> MoveReport {
+    let work: Vec<(String, String, Option<String>)> = payload
         .dest
         .iter_keys()
-        .map(|(dest, key)| (dest.address(state.settings.node_port), key.to_owned()))
+        .map(|(dest, key)| {
+            let fence = fences
+                .iter()
+                .find(|(node, _)| node == dest.as_str())
+                .map(|(_, token)| token.clone());
+            (
+                dest.address(state.settings.node_port),
+                key.to_owned(),
+                fence,
+            )
+        })
         .collect();
     let outcomes: Vec<Option<bool>> = stream::iter(work)
-        .map(|(addr, key)| {
+        .map(|(addr, key, fence)| {
             let state = state.clone();
             async move {
                 let entry = state.store().peek(&key).cloned()?;
@@ -371,6 +424,11 @@ async fn hand_over(state: &Arc<NodeState>, payload: &MoveKeysPayload) -> MoveRep
                         HeaderValue::from_static("1"),
                     ),
                 ];
+                let fence_header = fence.and_then(|token| HeaderValue::from_str(&token).ok()).map(|token| {
+                    (header::HeaderName::from_static(protocol::FENCE_HEADER), token)
+                });
+                let headers: Vec<(header::HeaderName, HeaderValue)> =
+                    headers.into_iter().chain(fence_header).collect();
                 let sent = state
                     .client
                     .send(Method::PUT, &addr, &item_path(&key), &headers, entry.bytes.clone())
@@ -400,6 +458,20 @@ async fn hand_over(state: &Arc<NodeState>, payload: &MoveKeysPayload) -> MoveRep
         }
     }
     report
+}
+
+/// The destinations' fence tokens sent with a move order.
+fn parse_fences(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .get(protocol::FENCES_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|text| {
+            text.split(';')
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(node, token)| (node.trim().to_owned(), token.trim().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 async fn callback_manager(state: &Arc<NodeState>, port: u16) {

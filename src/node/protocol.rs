@@ -8,6 +8,15 @@ use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
 pub const ITEM_PATH: &str = "/api/cache/item/";
 /// Header carrying an entry's version (the key index's version of the row).
 pub const VERSION_HEADER: &str = "x-memring-version";
+/// Header of a put: the fence token of the node it is meant for. A node refuses a
+/// put whose token is not its current one (it was cleared, or restarted, since the
+/// sender learned the token).
+pub const FENCE_HEADER: &str = "x-memring-fence";
+/// Header of a move order: `node=token` pairs, `;`-separated, for the destinations.
+pub const FENCES_HEADER: &str = "x-memring-fences";
+/// Header of a refused put whose fence token was out of date.
+pub const FENCE_MISMATCH_HEADER: &str = "x-memring-fence-mismatch";
+
 /// Header marking a put that carries a moved value.
 pub const MOVED_HEADER: &str = "x-memring-moved";
 /// The documented move order.
