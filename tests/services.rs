@@ -468,3 +468,55 @@ async fn manager_reports_stats_and_config() {
     assert_error(&api.image("s").await, StatusCode::NOT_FOUND);
     up.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_node_is_ejected_and_rejoins_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut up = start(common::settings(dir.path())).await;
+    let api = Api::new(&up);
+    assert_eq!(api.resize("increase").await.status, StatusCode::OK);
+    let keys: Vec<String> = (0..16).map(|i| format!("e{i}")).collect();
+    for key in &keys {
+        api.upload_ok(key, &image_bytes(key, 1)).await;
+        api.image(key).await;
+    }
+    let dead = up.node_addrs()[1].clone();
+    up.kill_node(1).await;
+    let pool_has = |api: Api, node: String| async move {
+        let reply = api.manager_get("/api/manager/pool_node_list").await;
+        json(&reply)["content"]["node_ip_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == node.as_str())
+    };
+    // Ejected after three failed checks a second apart (bounded wait).
+    let mut ejected = false;
+    for _ in 0..100 {
+        if !pool_has(api.clone(), dead.clone()).await {
+            ejected = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ejected, "the dead node left the pool");
+    let routing = up.frontend.state.routing().unwrap();
+    assert_eq!(routing.pool.len(), 1, "the front-end routes around it");
+    for key in &keys {
+        assert_eq!(&api.image(key).await.body[..], &image_bytes(key, 1)[..]);
+    }
+    up.restart_node(1).await.unwrap();
+    let mut back = false;
+    for _ in 0..100 {
+        if pool_has(api.clone(), dead.clone()).await {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(back, "the node rejoined once it answered again");
+    for key in &keys {
+        assert_eq!(&api.image(key).await.body[..], &image_bytes(key, 1)[..]);
+    }
+    up.stop().await;
+}

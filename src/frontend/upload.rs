@@ -1,9 +1,10 @@
 //! The upload path: blob under a fresh name, then the index row, then invalidation
 //! of the key on every node with the row's version.
 //!
-//! The upload is acknowledged only once the index row is committed. If the row
-//! cannot be committed the new blob is deleted, so nothing half-written remains and
-//! the previous image stays served.
+//! The upload is acknowledged only once the index row is committed. If the commit
+//! is not confirmed the previous image stays served (or, if the commit did land
+//! with its answer lost, the new one); the blob is never half-written, as blobs
+//! are put atomically under fresh names.
 
 use std::sync::Arc;
 
@@ -51,10 +52,10 @@ async fn commit(
     let upserted = match state.index.upsert(&upload.key, &object, &upload.mime).await {
         Ok(upserted) => upserted,
         Err(error) => {
-            // Leave nothing behind: the row never pointed at this object.
-            if let Err(cleanup) = state.blobs.delete(&object).await {
-                tracing::warn!(%object, %cleanup, "could not delete the orphaned object");
-            }
+            // The blob is not deleted: the row may have committed with its answer
+            // lost, and then it points at this blob. Unreferenced, it is garbage
+            // that `clear/data` sweeps; deleted, it could lose the key's image.
+            tracing::warn!(%object, %error, "the key index did not confirm the upload");
             return Err(ApiError::unavailable(format!(
                 "the key index did not commit: {error}"
             )));

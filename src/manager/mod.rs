@@ -44,6 +44,12 @@ pub struct ManagerSettings {
     pub node_port: u16,
     pub stats_interval_ms: u64,
     pub autoscale_interval_ms: u64,
+    /// How often every node is health-checked.
+    pub health_interval_ms: u64,
+    /// Timeout of one health check.
+    pub health_timeout_ms: u64,
+    /// Failed checks in a row before a pool node is ejected.
+    pub health_failures_max: u32,
     /// How long a leaving node gets to hand its keys over.
     pub move_callback_timeout_ms: u64,
     /// Timeout of one notify (the front-end answers after its rebalance).
@@ -70,6 +76,9 @@ impl ManagerSettings {
             node_port: crate::cli::NODE_PORT_DEFAULT,
             stats_interval_ms: 5_000,
             autoscale_interval_ms: 60_000,
+            health_interval_ms: 1_000,
+            health_timeout_ms: 500,
+            health_failures_max: 3,
             move_callback_timeout_ms: 10_000,
             notify_timeout_ms: 60_000,
             notify_attempts_max: 5,
@@ -88,6 +97,11 @@ pub enum Mode {
 
 struct Inner {
     pool: Vec<NodeId>,
+    /// Nodes taken out of the pool because they failed their health checks; they
+    /// rejoin (empty) when they answer again. Still counted as wanted capacity.
+    ejected: Vec<NodeId>,
+    /// Health checks failed in a row, per node.
+    health_failures: BTreeMap<NodeId, u32>,
     mode: Mode,
     params: AutoParams,
     cache: CacheConfig,
@@ -128,6 +142,8 @@ impl ManagerState {
         };
         let inner = Inner {
             pool,
+            ejected: Vec::new(),
+            health_failures: BTreeMap::new(),
             mode: Mode::Manual,
             params: AutoParams::default(),
             cache: settings.cache,
@@ -177,6 +193,11 @@ impl ManagerState {
         let mut inner = self.inner();
         tracing::info!(pool = ?saved.pool, "manager state restored");
         inner.pool = saved.pool;
+        inner.ejected = saved
+            .ejected
+            .into_iter()
+            .filter(|node| self.settings.slots.contains(node))
+            .collect();
         inner.mode = if saved.automatic {
             Mode::Automatic
         } else {
@@ -195,6 +216,7 @@ impl ManagerState {
             let inner = self.inner();
             state::SavedState {
                 pool: inner.pool.clone(),
+                ejected: inner.ejected.clone(),
                 automatic: inner.mode == Mode::Automatic,
                 params: inner.params,
                 cache: inner.cache,
@@ -223,11 +245,12 @@ impl ManagerState {
     pub async fn resize_by_one(self: &Arc<Self>, grow: bool) -> Result<Vec<NodeId>, ApiError> {
         let _guard = self.resize_lock.lock().await;
         let current = self.pool();
+        let ejected = self.inner().ejected.len();
         let target = if grow {
-            if current.len() >= self.settings.slots.len() {
+            if current.len() + ejected >= self.settings.slots.len() {
                 return Err(ApiError::bad_request(format!(
                     "the pool already has {} nodes, the most it can hold",
-                    current.len()
+                    current.len() + ejected
                 )));
             }
             current.len() + 1
@@ -254,19 +277,37 @@ impl ManagerState {
         if target == old.len() {
             return Ok(old);
         }
+        let ejected = self.inner().ejected.clone();
         let mut new = old.clone();
         // Growing takes free slots in slot order; shrinking removes the latest joiners.
         while new.len() < target {
-            let free = self
+            let Some(free) = self
                 .settings
                 .slots
                 .iter()
-                .find(|slot| !new.contains(slot))
-                .expect("fewer pool nodes than slots means a slot is free")
-                .clone();
-            new.push(free);
+                .find(|slot| !new.contains(slot) && !ejected.contains(slot))
+            else {
+                break;
+            };
+            new.push(free.clone());
         }
         new.truncate(target);
+        self.change_pool_locked(old, new, mode, true).await
+    }
+
+    /// Moves the pool from `old` to `new`: config to joiners, commit, notify, then
+    /// each leaving node is stopped after its hand-over callback (when
+    /// `wait_for_leavers`) or a timeout. The caller holds `resize_lock`.
+    async fn change_pool_locked(
+        self: &Arc<Self>,
+        old: Vec<NodeId>,
+        new: Vec<NodeId>,
+        mode: &str,
+        wait_for_leavers: bool,
+    ) -> Result<Vec<NodeId>, ApiError> {
+        if new == old {
+            return Ok(old);
+        }
         let joining: Vec<NodeId> = new.iter().filter(|n| !old.contains(n)).cloned().collect();
         let leaving: Vec<NodeId> = old.iter().filter(|n| !new.contains(n)).cloned().collect();
         let change = if new.len() > old.len() {
@@ -298,8 +339,12 @@ impl ManagerState {
         let notified = self.notify_frontend(&new, mode, change).await;
         let timeout = Duration::from_millis(self.settings.move_callback_timeout_ms);
         let stops = waits.into_iter().map(|(node, receiver)| async move {
-            // Without a notified front-end no move order comes: do not wait for it.
-            if notified && tokio::time::timeout(timeout, receiver).await.is_err() {
+            // Without a notified front-end no move order comes, and an ejected node
+            // cannot call back: do not wait for them.
+            if notified
+                && wait_for_leavers
+                && tokio::time::timeout(timeout, receiver).await.is_err()
+            {
                 tracing::warn!(%node, "no hand-over callback in time; stopping the node anyway");
             }
             self.callbacks
@@ -456,14 +501,105 @@ impl ManagerState {
         if mode != Mode::Automatic {
             return None;
         }
-        let target = decide(&params, pool.len(), gets, hits).min(self.settings.slots.len());
-        tracing::info!(gets, hits, size = pool.len(), target, "auto-scaler round");
-        if target != pool.len() {
-            if let Err(error) = self.resize_locked(target, "automatic").await {
+        // Ejected nodes still count: an ejection is not a decision to shrink.
+        let ejected = self.inner().ejected.len();
+        let wanted = pool.len() + ejected;
+        let target = decide(&params, wanted, gets, hits).min(self.settings.slots.len());
+        tracing::info!(gets, hits, size = wanted, target, "auto-scaler round");
+        if target != wanted {
+            let pool_target = target.saturating_sub(ejected).max(POOL_SIZE_MIN);
+            if let Err(error) = self.resize_locked(pool_target, "automatic").await {
                 tracing::warn!(error = %error.message, "automatic resize failed");
             }
         }
         Some(target)
+    }
+}
+
+impl ManagerState {
+    /// One health round: every pool node and every ejected node is checked. A pool
+    /// node that failed `health_failures_max` checks in a row is ejected (never the
+    /// last one); an ejected node that answers rejoins, and the front-end clears it
+    /// before routing to it.
+    pub async fn health_round(self: &Arc<Self>) {
+        let (pool, ejected) = {
+            let inner = self.inner();
+            (inner.pool.clone(), inner.ejected.clone())
+        };
+        let checks = pool.iter().chain(&ejected).map(|node| async move {
+            let addr = self.node_addr(node);
+            let healthy = self
+                .client
+                .send_with_timeout(
+                    Method::GET,
+                    &addr,
+                    "/healthz",
+                    &[],
+                    Bytes::new(),
+                    self.settings.health_timeout_ms,
+                )
+                .await
+                .is_ok_and(|reply| reply.status.is_success());
+            (node.clone(), healthy)
+        });
+        let results = join_all(checks).await;
+        let (to_eject, to_rejoin) = {
+            let mut inner = self.inner();
+            let mut to_eject = Vec::new();
+            let mut to_rejoin = Vec::new();
+            for (node, healthy) in results {
+                let failures = inner.health_failures.entry(node.clone()).or_insert(0);
+                *failures = if healthy {
+                    0
+                } else {
+                    failures.saturating_add(1)
+                };
+                if pool.contains(&node) && *failures >= self.settings.health_failures_max {
+                    to_eject.push(node);
+                } else if ejected.contains(&node) && healthy {
+                    to_rejoin.push(node);
+                }
+            }
+            (to_eject, to_rejoin)
+        };
+        if to_eject.is_empty() && to_rejoin.is_empty() {
+            return;
+        }
+        let _guard = self.resize_lock.lock().await;
+        let old = self.pool();
+        let mut new: Vec<NodeId> = old
+            .iter()
+            .filter(|n| !to_eject.contains(n))
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            // Never eject the last node: reads fall back to storage anyway.
+            new.push(old[0].clone());
+        }
+        let mut gone: Vec<NodeId> = old.iter().filter(|n| !new.contains(n)).cloned().collect();
+        let mut back: Vec<NodeId> = Vec::new();
+        {
+            let mut inner = self.inner();
+            inner.ejected.retain(|n| !to_rejoin.contains(n));
+            for node in &to_rejoin {
+                if !new.contains(node) && new.len() < self.settings.slots.len() {
+                    new.push(node.clone());
+                    back.push(node.clone());
+                }
+            }
+            inner.ejected.append(&mut gone);
+        }
+        if !back.is_empty() || new.len() != old.len() {
+            tracing::warn!(?old, ?new, ejected = ?to_eject, rejoined = ?back, "pool changed by health checks");
+        }
+        let mode = match self.inner().mode {
+            Mode::Manual => "manual",
+            Mode::Automatic => "automatic",
+        };
+        if let Err(error) = self.change_pool_locked(old, new, mode, false).await {
+            tracing::warn!(error = %error.message, "pool change after health checks failed");
+        }
+        self.persist().await;
     }
 }
 
@@ -489,6 +625,21 @@ pub async fn run_background(state: Arc<ManagerState>, shutdown: CancellationToke
             }
         }
     };
+    let health = {
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            let mut ticker =
+                tokio::time::interval(Duration::from_millis(state.settings.health_interval_ms));
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = ticker.tick() => state.health_round().await,
+                }
+            }
+        }
+    };
     let autoscale = async move {
         let period = Duration::from_millis(state.settings.autoscale_interval_ms);
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -500,5 +651,5 @@ pub async fn run_background(state: Arc<ManagerState>, shutdown: CancellationToke
             }
         }
     };
-    tokio::join!(stats, autoscale);
+    tokio::join!(stats, health, autoscale);
 }

@@ -16,6 +16,9 @@ use crate::ring::NodeId;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SavedState {
     pub pool: Vec<NodeId>,
+    /// Nodes out of the pool for failing their health checks.
+    #[serde(default)]
+    pub ejected: Vec<NodeId>,
     pub automatic: bool,
     pub params: AutoParams,
     pub cache: CacheConfig,

@@ -28,6 +28,8 @@ const HEAL_AT_MS: u64 = FAULT_WINDOW_MS + 2_000;
 #[derive(Clone, Debug)]
 enum Fault {
     Bounce(String),
+    /// A node down for a while, then started again (empty).
+    CrashNode(String),
     Partition(String, String),
     PartitionOneWay(String, String),
     LatencySpike(String, String),
@@ -65,7 +67,8 @@ fn schedule(seed: u64) -> Vec<(u64, u64, Fault)> {
                 return if rng.gen_bool(0.5) { (a, b) } else { (b, a) };
             }
         };
-        let fault = match rng.gen_range(0..6) {
+        let fault = match rng.gen_range(0..7) {
+            6 => Fault::CrashNode(SLOTS[rng.gen_range(0..6)].to_owned()),
             0 => Fault::Bounce(SLOTS[rng.gen_range(0..6)].to_owned()),
             1 => {
                 let (a, b) = pair(&mut rng);
@@ -169,6 +172,7 @@ pub fn run(run: &Run) -> RunOutput {
             );
             match &fault {
                 Fault::Bounce(host) => sim.bounce(host.as_str()),
+                Fault::CrashNode(host) => sim.crash(host.as_str()),
                 Fault::Partition(a, b) => sim.partition(a.as_str(), b.as_str()),
                 Fault::PartitionOneWay(a, b) => sim.partition_oneway(a.as_str(), b.as_str()),
                 Fault::LatencySpike(a, b) => {
@@ -197,6 +201,7 @@ pub fn run(run: &Run) -> RunOutput {
                     Duration::from_millis(spec.max_latency_ms),
                 ),
                 Fault::CrashManager => sim.bounce("manager"),
+                Fault::CrashNode(host) => sim.bounce(host.as_str()),
             }
         }
         if !healed_all && now_ms >= HEAL_AT_MS && active.is_empty() && next >= faults.len() {

@@ -118,6 +118,18 @@ pub fn run(run: &Run) -> RunOutput {
     let mut ops = history.snapshot();
     keep_last_final_reads(&mut ops);
     output.violations.extend(check_history(&ops));
+    // Without faults, no read may fail: a node that cannot answer is read around.
+    for op in &ops {
+        if let (crate::history::OpKind::Read { key }, crate::history::Outcome::Failed(why)) =
+            (&op.kind, &op.outcome)
+        {
+            output.violations.push(Violation {
+                invariant: Invariant::Liveness,
+                message: format!("read of {key} failed without any fault: {why}"),
+                op: Some(op.id),
+            });
+        }
+    }
     output
         .violations
         .extend(problems.lock().unwrap_or_else(|p| p.into_inner()).drain(..));
