@@ -46,6 +46,32 @@ impl Assignment {
             .map(|(partition, owner)| (partition as Partition, owner))
     }
 
+    /// An assignment from node ids as text, checking each is a member of `pool`.
+    pub fn from_ids(ids: &[String], pool: &Pool) -> Result<Self, InputError> {
+        if ids.len() != PARTITION_COUNT {
+            return Err(InputError::BadAssignment(format!(
+                "{} owners given, {PARTITION_COUNT} expected",
+                ids.len()
+            )));
+        }
+        let owners = ids
+            .iter()
+            .map(|id| {
+                let node = NodeId::new(id)?;
+                if pool.contains(&node) {
+                    Ok(node)
+                } else {
+                    Err(InputError::BadAssignment(format!(
+                        "{id} is not in the pool"
+                    )))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Assignment {
+            owners: std::array::from_fn(|p| owners[p].clone()),
+        })
+    }
+
     /// The partitions owned by `node`, ascending.
     pub fn partitions_of(&self, node: &NodeId) -> Vec<Partition> {
         self.iter()

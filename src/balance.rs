@@ -304,8 +304,28 @@ pub fn plan_from(
     settings: PlanSettings,
 ) -> BalancePlan {
     let new_mapping = settings.strategy.assign(new_pool, Some(old_mapping));
+    plan_to(
+        old_pool,
+        old_mapping,
+        new_pool,
+        new_mapping,
+        cached,
+        settings.manager_port,
+    )
+}
+
+/// Plans the move from `old_mapping` to a given `new_mapping` (one the manager
+/// decided, for example).
+pub fn plan_to(
+    old_pool: &Pool,
+    old_mapping: &Assignment,
+    new_pool: &Pool,
+    new_mapping: Assignment,
+    cached: &CachedKeys,
+    manager_port: u16,
+) -> BalancePlan {
     let old_new_mapping = old_new_mapping(old_mapping, &new_mapping);
-    let balance_result = balance_result(&old_new_mapping, cached, new_pool, settings.manager_port);
+    let balance_result = balance_result(&old_new_mapping, cached, new_pool, manager_port);
     BalancePlan {
         old_pool: old_pool.clone(),
         new_pool: new_pool.clone(),

@@ -148,6 +148,9 @@ pub struct ManagerArgs {
     /// Where the pool and settings are kept across restarts.
     #[arg(long, default_value = "./memring-manager.json")]
     pub state_file: std::path::PathBuf,
+    /// Assignment strategy: modulo (documented) or minimal.
+    #[arg(long, default_value = "modulo")]
+    pub strategy: Strategy,
     /// Port of nodes whose id carries none.
     #[arg(long, default_value_t = NODE_PORT_DEFAULT)]
     pub node_port: u16,

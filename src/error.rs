@@ -19,6 +19,8 @@ pub enum InputError {
     BadNodeId { id: String, why: String },
     #[error("bad key {key:?}: {why}")]
     BadKey { key: String, why: &'static str },
+    #[error("bad assignment: {0}")]
+    BadAssignment(String),
     #[error("unknown assignment strategy {0:?} (known: modulo, minimal)")]
     UnknownStrategy(String),
 }

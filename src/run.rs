@@ -166,6 +166,7 @@ pub async fn run_manager(args: ManagerArgs) -> Result<(), String> {
     settings.state = Some(Arc::new(crate::manager::state::FileStateStore {
         path: args.state_file,
     }));
+    settings.strategy = args.strategy;
     let service = start_manager(
         settings,
         Box::new(listener),

@@ -242,6 +242,7 @@ pub async fn start_up(settings: UpSettings) -> Result<Up, String> {
     manager_settings.cache = settings.cache;
     manager_settings.stats_interval_ms = settings.stats_interval_ms;
     manager_settings.autoscale_interval_ms = settings.autoscale_interval_ms;
+    manager_settings.strategy = settings.strategy;
     manager_settings.state = Some(Arc::new(crate::manager::state::FileStateStore {
         path: settings.data_dir.join("manager-state.json"),
     }));

@@ -520,3 +520,39 @@ async fn a_dead_node_is_ejected_and_rejoins_empty() {
     }
     up.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manager_owns_the_assignment_and_old_epochs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = common::settings(dir.path());
+    settings.strategy = memring::Strategy::Minimal;
+    let up = start(settings).await;
+    let api = Api::new(&up);
+    let mut last_epoch = 0;
+    for change in ["increase", "increase", "increase", "decrease"] {
+        assert_eq!(api.resize(change).await.status, StatusCode::OK);
+        let listing = json(&api.manager_get("/api/manager/pool_node_list").await);
+        let epoch = listing["content"]["epoch"].as_u64().unwrap();
+        assert!(epoch > last_epoch);
+        last_epoch = epoch;
+        let routing = up.frontend.state.routing().unwrap();
+        assert_eq!(routing.epoch, epoch);
+        let owners: Vec<String> = routing
+            .mapping
+            .owners()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(serde_json::json!(owners), listing["content"]["assignment"]);
+    }
+    // A notify from an older epoch is refused and changes nothing.
+    let pool: Vec<String> = up.node_addrs()[..1].to_vec();
+    let stale = serde_json::json!({"node_ip": pool, "mode": "manual", "change": "decrease", "epoch": last_epoch - 1});
+    assert_error(
+        &api.post_json(&api.frontend, "/api/notify", &stale.to_string())
+            .await,
+        StatusCode::CONFLICT,
+    );
+    assert_eq!(up.frontend.state.routing().unwrap().pool.len(), 3);
+    up.stop().await;
+}

@@ -75,6 +75,8 @@ impl Default for FrontendSettings {
 pub struct Routing {
     pub pool: Pool,
     pub mapping: Assignment,
+    /// The manager's epoch of this pool; notifies of older epochs are refused.
+    pub epoch: u64,
 }
 
 /// The front-end's shared state.

@@ -11,7 +11,8 @@ use serde::Deserialize;
 
 use super::{clear_node, clear_nodes, lock, FrontendState, Routing};
 use crate::api::ApiError;
-use crate::balance::{plan_from, BalancePlan, PlanSettings};
+use crate::assign::Assignment;
+use crate::balance::{plan_from, plan_to, BalancePlan, PlanSettings};
 use crate::node::protocol::{FENCES_HEADER, MOVE_KEYS_PATH};
 use crate::plant::Plant;
 use crate::render::plan_lines;
@@ -24,6 +25,18 @@ pub const POOL_NODES_MAX: usize = 8;
 #[derive(Debug, Deserialize)]
 pub struct PoolListing {
     pub node_ip_list: Vec<String>,
+    #[serde(default)]
+    pub epoch: Option<u64>,
+    #[serde(default)]
+    pub assignment: Option<Vec<String>>,
+}
+
+/// What the manager decided with a pool: its epoch and its assignment. A direct
+/// notify (the documented payload) carries neither.
+#[derive(Debug, Clone, Default)]
+pub struct Directive {
+    pub epoch: Option<u64>,
+    pub assignment: Option<Vec<String>>,
 }
 
 /// What a rebalance did.
@@ -59,8 +72,20 @@ pub fn parse_members(ids: &[String]) -> Result<Vec<NodeId>, ApiError> {
 pub async fn rebalance_to(
     state: &Arc<FrontendState>,
     members: &[NodeId],
+    directive: &Directive,
 ) -> Result<Rebalanced, ApiError> {
     let _guard = state.rebalance_lock.lock().await;
+    if let (Some(epoch), Some(current)) = (directive.epoch, state.routing()) {
+        if epoch < current.epoch {
+            return Err(ApiError::new(
+                http::StatusCode::CONFLICT,
+                format!(
+                    "epoch {epoch} is older than the pool in force ({})",
+                    current.epoch
+                ),
+            ));
+        }
+    }
     let settings = PlanSettings {
         strategy: state.settings.strategy,
         manager_port: state.settings.manager_port,
@@ -72,9 +97,17 @@ pub async fn rebalance_to(
         let pool = Pool::new(members.to_vec())
             .map_err(|error| ApiError::bad_request(error.to_string()))?;
         clear_nodes(state, pool.nodes()).await;
-        let mapping = settings.strategy.assign(&pool, None);
+        let mapping = match &directive.assignment {
+            Some(ids) => Assignment::from_ids(ids, &pool)
+                .map_err(|error| ApiError::bad_request(error.to_string()))?,
+            None => settings.strategy.assign(&pool, None),
+        };
         let plan = plan_from(&pool, &mapping, &pool, &state.cached_keys(), settings);
-        state.set_routing(Routing { pool, mapping });
+        state.set_routing(Routing {
+            pool,
+            mapping,
+            epoch: directive.epoch.unwrap_or(0),
+        });
         tracing::info!(nodes = ?members, "pool adopted");
         return Ok(Rebalanced {
             plan,
@@ -86,7 +119,20 @@ pub async fn rebalance_to(
         .transition_to(members)
         .map_err(|error| ApiError::bad_request(error.to_string()))?;
     let cached = state.cached_keys();
-    let plan = plan_from(&old_pool, &old_mapping, &new_pool, &cached, settings);
+    let new_mapping = match &directive.assignment {
+        Some(ids) => Assignment::from_ids(ids, &new_pool)
+            .map_err(|error| ApiError::bad_request(error.to_string()))?,
+        None => settings.strategy.assign(&new_pool, Some(&old_mapping)),
+    };
+    let plan = plan_to(
+        &old_pool,
+        &old_mapping,
+        &new_pool,
+        new_mapping,
+        &cached,
+        settings.manager_port,
+    );
+    let epoch = directive.epoch.unwrap_or(current.epoch);
     for line in plan_lines(&plan, state.settings.node_port) {
         tracing::info!(target: "memring::rebalance", "{line}");
     }
@@ -105,11 +151,13 @@ pub async fn rebalance_to(
         state.set_routing(Routing {
             pool: new_pool.clone(),
             mapping: old_mapping.clone(),
+            epoch,
         });
     } else {
         state.set_routing(Routing {
             pool: new_pool.clone(),
             mapping: plan.new_mapping.clone(),
+            epoch,
         });
     }
 
@@ -193,13 +241,17 @@ pub async fn sync_with_manager(state: &Arc<FrontendState>) -> Result<(), String>
         .json()
         .ok_or_else(|| format!("unexpected pool answer ({})", reply.status))?;
     let members = parse_members(&envelope.content.node_ip_list).map_err(|e| e.message)?;
+    let directive = Directive {
+        epoch: envelope.content.epoch,
+        assignment: envelope.content.assignment,
+    };
     let same = state.routing().is_some_and(|routing| {
         routing.pool.len() == members.len()
             && members.iter().all(|node| routing.pool.contains(node))
     });
     if !same {
         tracing::info!(nodes = ?members, "pool differs from the manager's; rebalancing");
-        rebalance_to(state, &members)
+        rebalance_to(state, &members, &directive)
             .await
             .map_err(|error| error.message)?;
     }

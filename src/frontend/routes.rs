@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::read::read;
-use super::rebalance::{clear_cache, parse_members, rebalance_to};
+use super::rebalance::{clear_cache, parse_members, rebalance_to, Directive};
 use super::upload::{store, Upload};
 use super::{lock, FrontendState};
 use crate::api::{self, ApiError, JsonBody};
@@ -166,6 +166,11 @@ struct Notify {
     node_ip: Vec<String>,
     mode: String,
     change: String,
+    /// Sent by the manager: the epoch of this pool and its assignment.
+    #[serde(default)]
+    epoch: Option<u64>,
+    #[serde(default)]
+    assignment: Option<Vec<String>>,
 }
 
 async fn notify(
@@ -183,7 +188,11 @@ async fn notify(
         ));
     }
     let members = parse_members(&notify.node_ip)?;
-    let done = rebalance_to(&state, &members).await?;
+    let directive = Directive {
+        epoch: notify.epoch,
+        assignment: notify.assignment,
+    };
+    let done = rebalance_to(&state, &members, &directive).await?;
     Ok(api::ok_with(json!({
         "pool": done.plan.new_pool,
         "orders": done.plan.balance_result.len(),

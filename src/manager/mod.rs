@@ -59,6 +59,8 @@ pub struct ManagerSettings {
     pub cache: CacheConfig,
     /// Where the pool and settings are kept across restarts (none: in memory only).
     pub state: Option<Arc<dyn state::StateStore>>,
+    /// How partitions are assigned to the pool; the manager owns the assignment.
+    pub strategy: crate::assign::Strategy,
 }
 
 impl std::fmt::Debug for dyn state::StateStore {
@@ -84,6 +86,7 @@ impl ManagerSettings {
             notify_attempts_max: 5,
             cache: CacheConfig::default(),
             state: None,
+            strategy: crate::assign::Strategy::Modulo,
         }
     }
 }
@@ -97,6 +100,9 @@ pub enum Mode {
 
 struct Inner {
     pool: Vec<NodeId>,
+    /// The assignment of the pool, and its epoch: one more at every pool change.
+    mapping: crate::assign::Assignment,
+    epoch: u64,
     /// Nodes taken out of the pool because they failed their health checks; they
     /// rejoin (empty) when they answer again. Still counted as wanted capacity.
     ejected: Vec<NodeId>,
@@ -140,7 +146,13 @@ impl ManagerState {
             }
             None => vec![settings.slots[0].clone()],
         };
+        let mapping = settings.strategy.assign(
+            &crate::ring::Pool::new(pool.clone()).map_err(|e| e.to_string())?,
+            None,
+        );
         let inner = Inner {
+            mapping,
+            epoch: 0,
             pool,
             ejected: Vec::new(),
             health_failures: BTreeMap::new(),
@@ -192,6 +204,13 @@ impl ManagerState {
         }
         let mut inner = self.inner();
         tracing::info!(pool = ?saved.pool, "manager state restored");
+        let pool = crate::ring::Pool::new(saved.pool.clone()).expect("validated above");
+        inner.mapping = saved
+            .assignment
+            .as_deref()
+            .and_then(|ids| crate::assign::Assignment::from_ids(ids, &pool).ok())
+            .unwrap_or_else(|| self.settings.strategy.assign(&pool, None));
+        inner.epoch = saved.epoch;
         inner.pool = saved.pool;
         inner.ejected = saved
             .ejected
@@ -215,6 +234,15 @@ impl ManagerState {
         let saved = {
             let inner = self.inner();
             state::SavedState {
+                epoch: inner.epoch,
+                assignment: Some(
+                    inner
+                        .mapping
+                        .owners()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                ),
                 pool: inner.pool.clone(),
                 ejected: inner.ejected.clone(),
                 automatic: inner.mode == Mode::Automatic,
@@ -231,6 +259,12 @@ impl ManagerState {
     /// The pool in join order.
     pub fn pool(&self) -> Vec<NodeId> {
         self.inner().pool.clone()
+    }
+
+    /// The pool's epoch and assignment.
+    pub fn assignment(&self) -> (u64, crate::assign::Assignment) {
+        let inner = self.inner();
+        (inner.epoch, inner.mapping.clone())
     }
 
     fn now_ms(&self) -> u64 {
@@ -333,10 +367,20 @@ impl ManagerState {
                 (node.clone(), receiver)
             })
             .collect();
-        self.inner().pool = new.clone();
+        let (epoch, mapping) = {
+            let mut inner = self.inner();
+            let pool = crate::ring::Pool::new(new.clone())
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            inner.mapping = self.settings.strategy.assign(&pool, Some(&inner.mapping));
+            inner.epoch += 1;
+            inner.pool = new.clone();
+            (inner.epoch, inner.mapping.clone())
+        };
         self.persist().await;
 
-        let notified = self.notify_frontend(&new, mode, change).await;
+        let notified = self
+            .notify_frontend(&new, mode, change, epoch, &mapping)
+            .await;
         let timeout = Duration::from_millis(self.settings.move_callback_timeout_ms);
         let stops = waits.into_iter().map(|(node, receiver)| async move {
             // Without a notified front-end no move order comes, and an ejected node
@@ -357,11 +401,24 @@ impl ManagerState {
         Ok(new)
     }
 
-    async fn notify_frontend(&self, pool: &[NodeId], mode: &str, change: &str) -> bool {
+    async fn notify_frontend(
+        &self,
+        pool: &[NodeId],
+        mode: &str,
+        change: &str,
+        epoch: u64,
+        mapping: &crate::assign::Assignment,
+    ) -> bool {
         let Some(frontend) = &self.settings.frontend_addr else {
             return false;
         };
-        let body = json!({ "node_ip": pool, "mode": mode, "change": change });
+        let body = json!({
+            "node_ip": pool,
+            "mode": mode,
+            "change": change,
+            "epoch": epoch,
+            "assignment": mapping,
+        });
         for attempt in 1..=self.settings.notify_attempts_max {
             let outcome = self
                 .client
@@ -379,6 +436,14 @@ impl ManagerState {
                 .await;
             match outcome {
                 Ok(reply) if reply.status.is_success() => return true,
+                // The front-end holds a newer epoch than this manager: its state was
+                // lost. Retrying cannot help.
+                Ok(reply) if reply.status == http::StatusCode::CONFLICT => {
+                    tracing::error!(
+                        "the front-end refused an old epoch; was the manager's state lost?"
+                    );
+                    return false;
+                }
                 Ok(reply) => {
                     tracing::warn!(status = %reply.status, attempt, "front-end refused the notify")
                 }

@@ -52,7 +52,13 @@ async fn pool_node_list(State(state): State<Arc<ManagerState>>) -> Response {
                 .map_or(0, |i| i + 1)
         })
         .collect();
-    api::ok_with(json!({ "content": { "node_id_list": ids, "node_ip_list": pool } }))
+    let (epoch, assignment) = state.assignment();
+    api::ok_with(json!({ "content": {
+        "node_id_list": ids,
+        "node_ip_list": pool,
+        "epoch": epoch,
+        "assignment": assignment,
+    } }))
 }
 
 async fn poolsize(State(state): State<Arc<ManagerState>>) -> Response {

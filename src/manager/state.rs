@@ -16,6 +16,11 @@ use crate::ring::NodeId;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SavedState {
     pub pool: Vec<NodeId>,
+    /// The pool's epoch and assignment (older files have neither).
+    #[serde(default)]
+    pub epoch: u64,
+    #[serde(default)]
+    pub assignment: Option<Vec<String>>,
     /// Nodes out of the pool for failing their health checks.
     #[serde(default)]
     pub ejected: Vec<NodeId>,
