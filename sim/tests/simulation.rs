@@ -65,11 +65,37 @@ fn resize_under_load_seeds_are_clean() {
     }
 }
 
-#[test]
-fn chaos_seeds_are_clean() {
-    for seed in 1..=3 {
+/// Fifty chaos seeds, in five tests so that the test runner spreads them over
+/// the cores.
+fn chaos_seeds(seeds: std::ops::RangeInclusive<u64>) {
+    for seed in seeds {
         assert_passes(Scenario::Chaos, seed);
     }
+}
+
+#[test]
+fn chaos_seeds_1_to_10_are_clean() {
+    chaos_seeds(1..=10);
+}
+
+#[test]
+fn chaos_seeds_11_to_20_are_clean() {
+    chaos_seeds(11..=20);
+}
+
+#[test]
+fn chaos_seeds_21_to_30_are_clean() {
+    chaos_seeds(21..=30);
+}
+
+#[test]
+fn chaos_seeds_31_to_40_are_clean() {
+    chaos_seeds(31..=40);
+}
+
+#[test]
+fn chaos_seeds_41_to_50_are_clean() {
+    chaos_seeds(41..=50);
 }
 
 #[test]
