@@ -12,6 +12,7 @@ use http::{Method, StatusCode};
 use tokio::time::Instant;
 
 use crate::net::client::{ClientSettings, HttpClient};
+use crate::net::form::upload_form;
 use crate::net::TokioConnector;
 use crate::up::{start_up, UpSettings};
 
@@ -41,20 +42,6 @@ fn percentile_us(sorted_us: &[u64], fraction: f64) -> u64 {
     }
     let rank = ((sorted_us.len() as f64 - 1.0) * fraction).round() as usize;
     sorted_us[rank]
-}
-
-fn multipart(key: &str, bytes: &[u8]) -> (Bytes, String) {
-    let boundary = "memring-bench-5f3a";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n{key}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"i\"\r\nContent-Type: image/png\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (
-        Bytes::from(body),
-        format!("multipart/form-data; boundary={boundary}"),
-    )
 }
 
 async fn read_once(client: &HttpClient, frontend: &str, key: &str) -> Result<(u64, bool), String> {
@@ -128,7 +115,7 @@ pub async fn bench_read(args: BenchReadArgs) -> Result<String, String> {
     let keys: Vec<String> = (0..args.images).map(|i| format!("bench-{i}")).collect();
     for (i, key) in keys.iter().enumerate() {
         let image: Vec<u8> = (0..args.size_kib * 1024).map(|b| (b + i) as u8).collect();
-        let (body, content_type) = multipart(key, &image);
+        let (body, content_type) = upload_form(Some(key), Some((&image, Some("image/png"))));
         let reply = client
             .send(
                 Method::POST,

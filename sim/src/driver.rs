@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use memring::net::client::{HttpClient, Reply};
+use memring::net::form::upload_form;
 use serde_json::Value;
 
 use crate::history::{generation_of, History, OpKind, Outcome};
@@ -23,20 +24,6 @@ pub struct Driver {
     pub history: History,
     frontend: String,
     manager: String,
-}
-
-fn multipart(key: &str, bytes: &[u8]) -> (Bytes, String) {
-    let boundary = "memring-sim-b0undary";
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n{key}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"i\"\r\nContent-Type: image/png\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (
-        Bytes::from(body),
-        format!("multipart/form-data; boundary={boundary}"),
-    )
 }
 
 impl Driver {
@@ -77,7 +64,7 @@ impl Driver {
             false,
         );
         let image = crate::history::image_bytes(key, generation, size_bytes);
-        let (body, content_type) = multipart(key, &image);
+        let (body, content_type) = upload_form(Some(key), Some((&image, Some("image/png"))));
         let headers = [(
             CONTENT_TYPE,
             HeaderValue::from_str(&content_type).expect("ascii"),

@@ -6,6 +6,7 @@
 //! listener; [`client`] is a kept-alive HTTP/1.1 client over a connector.
 
 pub mod client;
+pub mod form;
 pub mod server;
 
 use std::io;

@@ -88,7 +88,7 @@ impl Api {
 
     /// Uploads through the documented multipart form.
     pub async fn upload(&self, key: Option<&str>, file: Option<(&[u8], Option<&str>)>) -> Reply {
-        let (body, content_type) = multipart(key, file);
+        let (body, content_type) = memring::net::form::upload_form(key, file);
         self.call(
             Method::POST,
             &self.frontend.clone(),
@@ -163,34 +163,6 @@ pub fn assert_error(reply: &Reply, status: StatusCode) {
     assert!(body["error"]["message"]
         .as_str()
         .is_some_and(|m| !m.is_empty()));
-}
-
-/// A multipart/form-data body with optional `key` and `file` parts.
-pub fn multipart(key: Option<&str>, file: Option<(&[u8], Option<&str>)>) -> (Bytes, String) {
-    let boundary = "memring-test-boundary-7d1f";
-    let mut body = Vec::new();
-    if let Some(key) = key {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n{key}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    if let Some((bytes, content_type)) = file {
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"image\"\r\n").as_bytes());
-        if let Some(ct) = content_type {
-            body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
-        }
-        body.extend_from_slice(b"\r\n");
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (
-        Bytes::from(body),
-        format!("multipart/form-data; boundary={boundary}"),
-    )
 }
 
 /// A small distinct "image" for key `key`, generation `generation`.
