@@ -82,8 +82,8 @@ impl ManagerSettings {
             health_timeout_ms: 500,
             health_failures_max: 3,
             move_callback_timeout_ms: 10_000,
-            notify_timeout_ms: 60_000,
-            notify_attempts_max: 5,
+            notify_timeout_ms: 15_000,
+            notify_attempts_max: 3,
             cache: CacheConfig::default(),
             state: None,
             strategy: crate::assign::Strategy::Modulo,
@@ -103,6 +103,9 @@ struct Inner {
     /// The assignment of the pool, and its epoch: one more at every pool change.
     mapping: crate::assign::Assignment,
     epoch: u64,
+    /// The newest epoch the front-end acknowledged; behind `epoch` means it still
+    /// has to be told, which the health loop retries.
+    acked_epoch: u64,
     /// Nodes taken out of the pool because they failed their health checks; they
     /// rejoin (empty) when they answer again. Still counted as wanted capacity.
     ejected: Vec<NodeId>,
@@ -153,6 +156,7 @@ impl ManagerState {
         let inner = Inner {
             mapping,
             epoch: 0,
+            acked_epoch: 0,
             pool,
             ejected: Vec::new(),
             health_failures: BTreeMap::new(),
@@ -381,6 +385,10 @@ impl ManagerState {
         let notified = self
             .notify_frontend(&new, mode, change, epoch, &mapping)
             .await;
+        if notified {
+            let mut inner = self.inner();
+            inner.acked_epoch = inner.acked_epoch.max(epoch);
+        }
         let timeout = Duration::from_millis(self.settings.move_callback_timeout_ms);
         let stops = waits.into_iter().map(|(node, receiver)| async move {
             // Without a notified front-end no move order comes, and an ejected node
@@ -586,6 +594,35 @@ impl ManagerState {
     /// node that failed `health_failures_max` checks in a row is ejected (never the
     /// last one); an ejected node that answers rejoins, and the front-end clears it
     /// before routing to it.
+    /// Tells the front-end the pool in force if it has not acknowledged it yet
+    /// (every notify attempt failed, during a partition say).
+    pub async fn renotify_if_behind(self: &Arc<Self>) {
+        let behind = {
+            let inner = self.inner();
+            inner.acked_epoch < inner.epoch
+        };
+        if !behind {
+            return;
+        }
+        let _guard = self.resize_lock.lock().await;
+        let (pool, epoch, mapping, mode) = {
+            let inner = self.inner();
+            let mode = match inner.mode {
+                Mode::Manual => "manual",
+                Mode::Automatic => "automatic",
+            };
+            (inner.pool.clone(), inner.epoch, inner.mapping.clone(), mode)
+        };
+        tracing::info!(epoch, "telling the front-end the pool again");
+        if self
+            .notify_frontend(&pool, mode, "increase", epoch, &mapping)
+            .await
+        {
+            let mut inner = self.inner();
+            inner.acked_epoch = inner.acked_epoch.max(epoch);
+        }
+    }
+
     pub async fn health_round(self: &Arc<Self>) {
         let (pool, ejected) = {
             let inner = self.inner();
@@ -700,7 +737,10 @@ pub async fn run_background(state: Arc<ManagerState>, shutdown: CancellationToke
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = ticker.tick() => state.health_round().await,
+                    _ = ticker.tick() => {
+                        state.health_round().await;
+                        state.renotify_if_behind().await;
+                    }
                 }
             }
         }

@@ -142,11 +142,10 @@ pub fn run(run: &Run) -> RunOutput {
             super::super::driver::CLIENT_TIMEOUT_MS + 2_000,
         ))
         .await;
-        // After healing the pool must reach the size last requested (the manager
-        // may have restarted and forgotten it: then its own size counts).
-        let requested = driver.manager_pool().await.map_or(size, |pool| pool.len());
+        // After healing the front-end and the manager must agree on the pool (a
+        // resize cut short by a fault leaves the size to the manager's records).
         final_reads(&driver, workload.keys, 30_000).await;
-        check_pool(&driver, requested, &mut problems).await;
+        check_pool(&driver, None, &mut problems).await;
         check_stats(&driver, stats_interval_ms, &mut problems).await;
         found
             .lock()

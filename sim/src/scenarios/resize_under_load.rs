@@ -98,7 +98,7 @@ pub fn run(run: &Run) -> RunOutput {
         ))
         .await;
         final_reads(&driver, workload.keys, 30_000).await;
-        check_pool(&driver, *SIZES.last().expect("sizes"), &mut problems).await;
+        check_pool(&driver, SIZES.last().copied(), &mut problems).await;
         check_stats(&driver, stats_interval_ms, &mut problems).await;
         found
             .lock()

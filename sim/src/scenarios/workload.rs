@@ -92,30 +92,38 @@ pub fn keep_last_final_reads(ops: &mut [crate::history::Op]) {
     }
 }
 
-/// Checks that the front-end and the manager agree on a pool of `size` nodes.
-pub async fn check_pool(driver: &Driver, size: usize, problems: &mut Vec<Violation>) {
-    let manager = driver.manager_pool().await;
-    let frontend = driver.frontend_pool().await;
-    match (manager, frontend) {
-        (Some(manager), Some(frontend)) => {
-            let mut m = manager.clone();
-            let mut f = frontend.clone();
-            m.sort();
-            f.sort();
-            if manager.len() != size || m != f {
-                problems.push(Violation {
-                    invariant: Invariant::Liveness,
-                    message: format!("pool not converged: asked for {size} nodes, manager has {manager:?}, front-end routes by {frontend:?}"),
-                    op: None,
-                });
+/// How long after healing the front-end and the manager may take to agree.
+pub const CONVERGENCE_MS_MAX: u64 = 30_000;
+
+/// Checks that the front-end and the manager agree on the pool, of `size` nodes if
+/// given, within [`CONVERGENCE_MS_MAX`].
+pub async fn check_pool(driver: &Driver, size: Option<usize>, problems: &mut Vec<Violation>) {
+    let started = crate::history::now_ms();
+    let (mut manager, mut frontend) = (None, None);
+    while crate::history::now_ms() - started < CONVERGENCE_MS_MAX {
+        manager = driver.manager_pool().await;
+        frontend = driver.frontend_pool().await;
+        let agreed = match (&manager, &frontend) {
+            (Some(m), Some(f)) => {
+                let (mut m, mut f) = (m.clone(), f.clone());
+                m.sort();
+                f.sort();
+                size.is_none_or(|size| m.len() == size) && m == f
             }
+            _ => false,
+        };
+        if agreed {
+            return;
         }
-        other => problems.push(Violation {
-            invariant: Invariant::Liveness,
-            message: format!("could not read the pools after healing: {other:?}"),
-            op: None,
-        }),
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    problems.push(Violation {
+        invariant: Invariant::Liveness,
+        message: format!(
+            "pool not converged within {CONVERGENCE_MS_MAX} ms: asked for {size:?} nodes, manager has {manager:?}, front-end routes by {frontend:?}"
+        ),
+        op: None,
+    });
 }
 
 /// Checks that the manager's totals equal the sum of the pool nodes' counters once
