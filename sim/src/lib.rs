@@ -8,9 +8,11 @@
 //! A seed reproduces a run byte for byte.
 
 pub mod checker;
+pub mod disk;
 pub mod documented;
 pub mod driver;
 pub mod fakes;
+pub mod faults;
 pub mod history;
 pub mod run;
 pub mod scenarios;
