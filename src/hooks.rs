@@ -143,12 +143,15 @@ mod enabled {
         pub forced: Vec<&'static str>,
         /// Chance that an enabled point fires when reached, in percent (0: default).
         pub fire_percent: u32,
+        /// Shortest delay of a firing point.
+        pub delay_ms_min: u64,
     }
 
     struct Buggify {
         rng: ChaCha8Rng,
         forced: Vec<&'static str>,
         fire_percent: u32,
+        delay_ms_min: u64,
         /// Each point's enablement, decided the first time it is reached.
         points: BTreeMap<&'static str, bool>,
         fired: u64,
@@ -186,6 +189,7 @@ mod enabled {
                         } else {
                             settings.fire_percent
                         },
+                        delay_ms_min: settings.delay_ms_min,
                         points: BTreeMap::new(),
                         fired: 0,
                     }),
@@ -247,7 +251,8 @@ mod enabled {
             buggify.fired += 1;
             // Heavy tail: mostly tens of ms, now and then up to the maximum.
             let unit: f64 = buggify.rng.gen_range(0.0..1.0);
-            let delay_ms = (unit.powi(4) * DELAY_MS_MAX as f64) as u64 + 1;
+            let span_ms = DELAY_MS_MAX.saturating_sub(buggify.delay_ms_min) as f64;
+            let delay_ms = buggify.delay_ms_min + (unit.powi(3) * span_ms) as u64 + 1;
             Some(Duration::from_millis(delay_ms))
         })
     }

@@ -152,15 +152,16 @@ impl<'a> Uploads<'a> {
         })
     }
 
-    /// An upload acknowledged before `at_ms` that no clear may have erased.
-    fn surely_present(&self, at_ms: u64, clears: &Clears) -> Option<&'a Op> {
+    /// An upload acknowledged before `at_ms` that no clear invoked before
+    /// `until_ms` (the end of the reader's call) may have erased.
+    fn surely_present(&self, at_ms: u64, until_ms: u64, clears: &Clears) -> Option<&'a Op> {
         self.by_generation
             .values()
             .flatten()
             .copied()
             .find(|upload| {
                 acked_at(upload).is_some_and(|done| done < at_ms)
-                    && !clears.maybe_erased(upload.invoke_ms, at_ms)
+                    && !clears.maybe_erased(upload.invoke_ms, until_ms)
             })
     }
 
@@ -262,7 +263,8 @@ fn check_read(
             }
         }
         Outcome::Read(None) => {
-            if let Some(upload) = of_key.surely_present(op.invoke_ms, clears) {
+            let until_ms = op.complete_ms.unwrap_or(u64::MAX);
+            if let Some(upload) = of_key.surely_present(op.invoke_ms, until_ms, clears) {
                 violations.push(Violation {
                     invariant,
                     message: format!(
@@ -305,7 +307,7 @@ fn check_listing(
         return;
     };
     for (key, of_key) in uploads {
-        if let Some(upload) = of_key.surely_present(op.invoke_ms, clears) {
+        if let Some(upload) = of_key.surely_present(op.invoke_ms, complete_ms, clears) {
             if !listed.iter().any(|k| k == key) {
                 violations.push(Violation {
                     invariant: Invariant::ListKeys,

@@ -392,6 +392,16 @@ impl Driver {
         })
     }
 
+    /// Cache hits the front-end threw away.
+    pub async fn discarded_hits(&self) -> Option<u64> {
+        let reply = self
+            .client
+            .send(Method::GET, &self.frontend, "/api/pool", &[], Bytes::new())
+            .await
+            .ok()?;
+        reply.json::<Value>()?["discarded_hits"].as_u64()
+    }
+
     /// The keys a node holds, sorted.
     pub async fn node_keys(&self, node: &str) -> Option<Vec<String>> {
         let reply = self

@@ -25,12 +25,23 @@ impl Run {
     /// chance, `forced` ones always, and fires `fire_percent` of the time (0: the
     /// default). Scenarios call it before the simulation starts.
     pub fn buggify(&self, forced: &[&'static str], fire_percent: u32) -> RunHooks {
+        self.buggify_with(forced, fire_percent, 0)
+    }
+
+    /// [`Run::buggify`] with a shortest delay for the points that fire.
+    pub fn buggify_with(
+        &self,
+        forced: &[&'static str],
+        fire_percent: u32,
+        delay_ms_min: u64,
+    ) -> RunHooks {
         RunHooks::enter(
             self.plant,
             Some(BuggifySettings {
                 seed: self.seed ^ 0xb0b_0f_b0b,
                 forced: forced.to_vec(),
                 fire_percent,
+                delay_ms_min,
             }),
         )
     }

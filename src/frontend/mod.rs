@@ -101,10 +101,85 @@ pub struct FrontendState {
     rng: Mutex<ChaCha8Rng>,
     /// Background cache fills in flight; a fill that finds none free is skipped.
     fills: Arc<tokio::sync::Semaphore>,
+    /// Keys with an upload in progress.
+    flux: Mutex<Flux>,
+    /// Cache hits thrown away because an upload of the key began meanwhile.
+    discarded_hits: std::sync::atomic::AtomicU64,
 }
 
 /// Cache fills in flight at once.
 const FILLS_IN_FLIGHT_MAX: usize = 256;
+/// Buckets of the upload counters that reads compare (see [`Flux`]).
+const FLUX_BUCKETS: usize = 4_096;
+/// Most keys whose failed upload could not be settled, kept out of the cache.
+const UNSETTLED_KEYS_MAX: usize = 4_096;
+
+/// Keys with an upload in progress, so that reads stay linearizable.
+///
+/// From just before an upload's row commit until its invalidation has reached
+/// every node, some nodes may still hold the old image while storage has the new
+/// one: a read could see the new image and a later read the old. So reads of a key
+/// in flux skip the cache, and a cache hit is thrown away if an upload of its key
+/// began while the read was out (counted per bucket of keys). A failed upload whose
+/// row may have committed keeps its key out of the cache until the key is settled
+/// by a later upload or a clear.
+#[derive(Default)]
+struct Flux {
+    /// Uploads in progress per key.
+    active: BTreeMap<String, u32>,
+    /// Uploads begun, per bucket of keys.
+    begun: Vec<u64>,
+    /// Keys whose failed upload could not be settled, oldest first.
+    unsettled: std::collections::VecDeque<String>,
+}
+
+fn flux_bucket(key: &str) -> usize {
+    let digest = <md5::Md5 as md5::Digest>::digest(key.as_bytes());
+    (usize::from(digest[0]) << 8 | usize::from(digest[1])) % FLUX_BUCKETS
+}
+
+impl Flux {
+    fn new() -> Self {
+        Flux {
+            begun: vec![0; FLUX_BUCKETS],
+            ..Flux::default()
+        }
+    }
+
+    /// A read may use the cache for `key` now; returns the counter to compare later.
+    fn read_ticket(&self, key: &str) -> Option<u64> {
+        if self.active.contains_key(key) || self.unsettled.iter().any(|k| k == key) {
+            return None;
+        }
+        Some(self.begun[flux_bucket(key)])
+    }
+
+    fn still_valid(&self, key: &str, ticket: u64) -> bool {
+        self.read_ticket(key) == Some(ticket)
+    }
+
+    fn begin(&mut self, key: &str) {
+        *self.active.entry(key.to_owned()).or_insert(0) += 1;
+        self.begun[flux_bucket(key)] += 1;
+    }
+
+    fn end(&mut self, key: &str, settled: bool) {
+        if let Some(count) = self.active.get_mut(key) {
+            *count -= 1;
+            if *count == 0 {
+                self.active.remove(key);
+            }
+        }
+        if settled {
+            self.unsettled.retain(|k| k != key);
+        } else if !self.unsettled.iter().any(|k| k == key) {
+            if self.unsettled.len() >= UNSETTLED_KEYS_MAX {
+                self.unsettled.pop_front();
+            }
+            self.unsettled.push_back(key.to_owned());
+        }
+    }
+}
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -133,6 +208,8 @@ impl FrontendState {
             uploads_gate: tokio::sync::RwLock::new(()),
             rng: Mutex::new(rng),
             fills: Arc::new(tokio::sync::Semaphore::new(FILLS_IN_FLIGHT_MAX)),
+            flux: Mutex::new(Flux::new()),
+            discarded_hits: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -287,6 +364,7 @@ pub async fn run_background(state: Arc<FrontendState>, shutdown: CancellationTok
                     _ = tokio::time::sleep(interval) => {}
                 }
                 rebalance::heal_quarantined(&state).await;
+                upload::settle_unsettled(&state).await;
             }
         }
     };

@@ -37,6 +37,9 @@ pub async fn read(state: &Arc<FrontendState>, key: &str) -> Result<Image, ApiErr
         .routing()
         .map(|routing| routing.mapping.owner(partition(key)).clone());
     let owner = owner.filter(|node| !state.is_quarantined(node));
+    // An upload of this key in progress: the cache may be behind storage.
+    let ticket = lock(&state.flux).read_ticket(key);
+    let owner = owner.filter(|_| ticket.is_some());
     // The fence is taken before anything is read: a clear of the node after this
     // point makes the node refuse this read's fill.
     let fence = owner.as_ref().and_then(|node| state.fence(node));
@@ -54,6 +57,15 @@ pub async fn read(state: &Arc<FrontendState>, key: &str) -> Result<Image, ApiErr
             )
             .await
         {
+            Ok(reply)
+                if reply.status == StatusCode::OK
+                    && !ticket.is_some_and(|t| lock(&state.flux).still_valid(key, t)) =>
+            {
+                tracing::debug!(%node, key, "an upload began during the cache read; reading storage");
+                state
+                    .discarded_hits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             Ok(reply) if reply.status == StatusCode::OK => {
                 let mime = reply
                     .headers

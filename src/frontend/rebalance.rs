@@ -299,4 +299,6 @@ pub async fn clear_cache(state: &Arc<FrontendState>) {
         .unwrap_or_default();
     clear_nodes(state, &nodes).await;
     lock(&state.cached).clear();
+    // Every node is empty or quarantined until cleared: no key is unsettled now.
+    lock(&state.flux).unsettled.clear();
 }

@@ -260,6 +260,7 @@ async fn pool(State(state): State<Arc<FrontendState>>) -> Response {
         "mapping": routing.as_ref().map(|r| r.mapping.clone()),
         "quarantined": quarantined,
         "cached_keys": state.cached_keys().len(),
+        "discarded_hits": state.discarded_hits.load(std::sync::atomic::Ordering::Relaxed),
     }))
 }
 

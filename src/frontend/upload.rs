@@ -57,11 +57,90 @@ pub async fn store(state: &Arc<FrontendState>, upload: Upload) -> Result<u64, Ap
         );
         return Ok(0);
     }
+    // From here until every node has the invalidation, reads of the key skip the
+    // cache (see `Flux`). If this task is dropped on the way (the client went
+    // away), the guard leaves the key unsettled for the healer.
+    let flux = FluxGuard::begin(state, &upload.key);
     let committed = commit(state, &upload, &object).await;
     drop(gate);
-    let upserted = committed?;
-    finish(state, &upload, &object, Some(&upserted)).await;
-    Ok(upserted.version)
+    match committed {
+        Ok(upserted) => {
+            finish(state, &upload, &object, Some(&upserted)).await;
+            flux.end(true);
+            Ok(upserted.version)
+        }
+        Err(error) => {
+            let settled = settle_unconfirmed(state, &upload.key).await;
+            flux.end(settled);
+            Err(error)
+        }
+    }
+}
+
+/// An upload's mark on its key while the key is in flux.
+struct FluxGuard<'a> {
+    state: &'a FrontendState,
+    key: String,
+    ended: bool,
+}
+
+impl<'a> FluxGuard<'a> {
+    fn begin(state: &'a FrontendState, key: &str) -> Self {
+        lock(&state.flux).begin(key);
+        FluxGuard {
+            state,
+            key: key.to_owned(),
+            ended: false,
+        }
+    }
+
+    fn end(mut self, settled: bool) {
+        lock(&self.state.flux).end(&self.key, settled);
+        self.ended = true;
+    }
+}
+
+impl Drop for FluxGuard<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            lock(&self.state.flux).end(&self.key, false);
+        }
+    }
+}
+
+/// Keys settled per healer round.
+const SETTLE_KEYS_PER_ROUND_MAX: usize = 64;
+
+/// Settles keys left unsettled by failed or abandoned uploads: learns each key's
+/// version and invalidates the nodes with it. The healer calls this every round.
+pub(super) async fn settle_unsettled(state: &Arc<FrontendState>) {
+    let keys: Vec<String> = lock(&state.flux)
+        .unsettled
+        .iter()
+        .take(SETTLE_KEYS_PER_ROUND_MAX)
+        .cloned()
+        .collect();
+    for key in keys {
+        if settle_unconfirmed(state, &key).await {
+            lock(&state.flux).unsettled.retain(|k| *k != key);
+        }
+    }
+}
+
+/// After a commit that was not confirmed, the row may have landed: learn the
+/// key's version and invalidate the nodes with it. Returns whether that worked.
+async fn settle_unconfirmed(state: &Arc<FrontendState>, key: &str) -> bool {
+    match state.index.get(key).await {
+        Ok(Some(row)) => {
+            invalidate_everywhere(state, key, row.version).await;
+            true
+        }
+        Ok(None) => true,
+        Err(error) => {
+            tracing::warn!(key, %error, "cannot settle an unconfirmed upload; its key bypasses the cache");
+            false
+        }
+    }
 }
 
 /// Commits the index row for an object already written.

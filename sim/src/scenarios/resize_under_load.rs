@@ -55,7 +55,8 @@ pub fn run(run: &Run) -> RunOutput {
                     format!("notify {members:?} not acknowledged"),
                 );
             }
-            tokio::time::sleep(pause()).await;
+            // Long enough for the pool told directly to carry traffic.
+            tokio::time::sleep(pause() * 4).await;
         }
         for pair in SIZES.windows(2) {
             let (from, to) = (pair[0], pair[1]);

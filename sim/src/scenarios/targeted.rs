@@ -63,28 +63,28 @@ pub fn rebalance_race(run: &Run) -> RunOutput {
     let mut spec = WorldSpec::randomized(run.seed);
     spec.cache.capacity = 8.0;
     let describe = spec.describe();
-    let _hooks = run.buggify(
-        &[
-            "node.move.after_read",
-            "upload.invalidate.before_send",
-            "upload.after_commit",
-        ],
-        50,
+    // Long delays between a node's read of a moved value and its put, and before
+    // each invalidation of an upload's fan-out.
+    let _hooks = run.buggify_with(
+        &["node.move.after_read", "upload.invalidate.before_send"],
+        80,
+        150,
     );
     let mut harness = Harness::new(spec);
     let workload = Workload {
-        keys: 8,
+        keys: 4,
         upload_percent: 40,
+        read_back_percent: 60,
         ..Workload::default()
     };
-    harness.clients(3, run.seed, workload);
+    harness.clients(6, run.seed, workload);
     let (stop, problems, seed) = (harness.stop.clone(), harness.problems.clone(), run.seed);
     harness.host("control", move |driver| async move {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5e1e);
         driver.wait_ready(30_000).await;
         let mut size = 1;
         while crate::history::now_ms() < 40_000 {
-            tokio::time::sleep(Duration::from_millis(rng.gen_range(300..1_500))).await;
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(200..1_000))).await;
             let grow = size == 1 || (size < 5 && rng.gen_bool(0.55));
             let reply = driver
                 .resize(if grow { "increase" } else { "decrease" })
@@ -117,24 +117,20 @@ pub fn eviction_race(run: &Run) -> RunOutput {
     spec.cache.capacity = 0.008;
     spec.floors_max = memring::cache::store::FLOORS_MAX_DEFAULT;
     let describe = spec.describe();
-    let _hooks = run.buggify(&["read.before_fill"], 60);
+    let _hooks = run.buggify(&["read.before_fill"], 50);
     let mut harness = Harness::new(spec);
     let workload = Workload {
-        keys: 10,
+        keys: 8,
         upload_percent: 35,
-        think_ms_max: 20,
+        think_ms_max: 10,
         ..Workload::default()
     };
-    harness.clients(3, run.seed, workload);
-    let (stop, problems, seed) = (harness.stop.clone(), harness.problems.clone(), run.seed);
+    harness.clients(4, run.seed, workload);
+    let (stop, problems) = (harness.stop.clone(), harness.problems.clone());
     harness.host("control", move |driver| async move {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xe71c);
         driver.wait_ready(30_000).await;
-        // One or two nodes.
-        if rng.gen_bool(0.5) {
-            driver.resize("increase").await;
-        }
-        tokio::time::sleep(Duration::from_millis(40_000)).await;
+        // One node: every fill evicts from it.
+        tokio::time::sleep(Duration::from_millis(60_000)).await;
         end_checks(&driver, workload.keys, &stop, &problems).await;
     });
     let finished = harness.run(run, Vec::new(), 0);
