@@ -771,19 +771,152 @@ struct CheckOutcome {
     violations: Vec<String>,
 }
 
-fn describe(op: &UploadOp, epoch: Instant) -> String {
-    format!(
-        "generation {} (invoked at {} ms, {} at {} ms)",
-        op.generation,
-        op.invoke.duration_since(epoch).as_millis(),
-        if op.acknowledged {
-            "acknowledged"
-        } else {
-            "unacknowledged, ended"
-        },
-        op.end
-            .map_or(0, |end| end.duration_since(epoch).as_millis()),
-    )
+/// The kinds of violation the check counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Lost,
+    Unreadable,
+    Damaged,
+    Resurrected,
+}
+
+/// What the clears imply, once every operation has ended (sealed at the kill).
+#[derive(Clone, Copy, Debug)]
+struct Horizon {
+    /// An upload invoked before the last clear ended could have been erased.
+    clears_end: Option<Instant>,
+    /// An image committed before an acknowledged clear began was erased.
+    acknowledged_clear_invoke: Option<Instant>,
+    epoch: Instant,
+}
+
+impl Horizon {
+    fn of(model: &Model, epoch: Instant) -> Self {
+        Horizon {
+            clears_end: model.clears.iter().map(|c| c.end.unwrap_or(epoch)).max(),
+            acknowledged_clear_invoke: model
+                .clears
+                .iter()
+                .filter(|c| c.acknowledged)
+                .map(|c| c.invoke)
+                .max(),
+            epoch,
+        }
+    }
+
+    fn ended(&self, op: &UploadOp) -> Instant {
+        op.end.unwrap_or(self.epoch)
+    }
+
+    fn erasable(&self, op: &UploadOp) -> bool {
+        self.clears_end.is_some_and(|end| end > op.invoke)
+    }
+
+    fn surely_erased(&self, op: &UploadOp) -> bool {
+        self.acknowledged_clear_invoke
+            .is_some_and(|invoke| invoke > self.ended(op))
+    }
+
+    fn describe(&self, op: &UploadOp) -> String {
+        format!(
+            "generation {} (invoked at {} ms, {} at {} ms)",
+            op.generation,
+            op.invoke.duration_since(self.epoch).as_millis(),
+            if op.acknowledged {
+                "acknowledged"
+            } else {
+                "unacknowledged, ended"
+            },
+            self.ended(op).duration_since(self.epoch).as_millis(),
+        )
+    }
+}
+
+/// Judges what the check read of `key`, given every upload of it (`ops`) and
+/// whether `list_keys` listed it.
+fn judge(
+    key: &str,
+    ops: &[&UploadOp],
+    horizon: &Horizon,
+    listed: bool,
+    read: &KeyRead,
+) -> Option<(Verdict, String)> {
+    // The acknowledged uploads that no clear can have erased.
+    let kept: Vec<&UploadOp> = ops
+        .iter()
+        .copied()
+        .filter(|op| op.acknowledged && !horizon.erasable(op))
+        .collect();
+    let newest_kept = kept.iter().max_by_key(|op| op.invoke);
+    let expected = match newest_kept {
+        Some(op) => format!("an image no older than {}", horizon.describe(op)),
+        None => "any uploaded image, or 404".to_owned(),
+    };
+    match read {
+        KeyRead::Image(generation) => {
+            let Some(read_op) = ops.iter().find(|op| op.generation == *generation) else {
+                return Some((
+                    Verdict::Damaged,
+                    format!(
+                        "damaged: key {key:?}: expected {expected}, read generation \
+                         {generation}, which was never uploaded"
+                    ),
+                ));
+            };
+            // Committed for sure before a kept upload began: superseded.
+            if let Some(newer) = kept.iter().find(|op| horizon.ended(read_op) < op.invoke) {
+                return Some((
+                    Verdict::Lost,
+                    format!(
+                        "lost: key {key:?}: expected {expected}, read {}, which ended before \
+                         {} began",
+                        horizon.describe(read_op),
+                        horizon.describe(newer)
+                    ),
+                ));
+            }
+            horizon.surely_erased(read_op).then(|| {
+                (
+                    Verdict::Resurrected,
+                    format!(
+                        "resurrected: key {key:?}: read {}, which ended before an acknowledged \
+                         clear/data began (the newest at {} ms)",
+                        horizon.describe(read_op),
+                        horizon
+                            .acknowledged_clear_invoke
+                            .map_or(0, |i| i.duration_since(horizon.epoch).as_millis())
+                    ),
+                )
+            })
+        }
+        KeyRead::Damaged(why) => Some((
+            Verdict::Damaged,
+            format!("damaged: key {key:?}: expected {expected}, read {why}"),
+        )),
+        KeyRead::Missing if listed => Some((
+            Verdict::Unreadable,
+            format!("unreadable listed key: {key:?} is listed but reads 404; expected {expected}"),
+        )),
+        KeyRead::Missing => newest_kept.map(|_| {
+            (
+                Verdict::Lost,
+                format!("lost: key {key:?}: expected {expected}, read 404"),
+            )
+        }),
+        KeyRead::Failed(why) if listed => Some((
+            Verdict::Unreadable,
+            format!("unreadable listed key: {key:?} is listed; expected {expected}, read {why}"),
+        )),
+        KeyRead::Failed(why) if newest_kept.is_some() => Some((
+            Verdict::Lost,
+            format!("lost: key {key:?}: expected {expected}, read {why}"),
+        )),
+        // Not listed, so it has no row: it should read 404.
+        KeyRead::Failed(why) => Some((
+            Verdict::Unreadable,
+            format!("unreadable key: {key:?} is not listed; expected 404, read {why}"),
+        )),
+    }
 }
 
 /// Checks every key that may hold data, and every listed key, after a restart.
@@ -800,23 +933,14 @@ async fn check(client: &HttpClient, frontend: &str, model: &Model, epoch: Instan
         }
     };
     outcome.listed = listed.len() as u64;
-    // Every operation has ended by now (sealed at the kill).
-    let ended = |end: Option<Instant>| end.unwrap_or(epoch);
-    // An upload invoked before this could have been erased by a clear.
-    let clears_end = model.clears.iter().map(|c| ended(c.end)).max();
-    // An image committed before this was erased by an acknowledged clear.
-    let acknowledged_clear_invoke = model
-        .clears
-        .iter()
-        .filter(|c| c.acknowledged)
-        .map(|c| c.invoke)
-        .max();
-    let erasable = |op: &UploadOp| clears_end.is_some_and(|end| end > op.invoke);
-    let surely_erased =
-        |op: &UploadOp| acknowledged_clear_invoke.is_some_and(|i| i > ended(op.end));
+    let horizon = Horizon::of(model, epoch);
+    // The listed keys, and every key with an upload no acknowledged clear erased.
     let mut keys: BTreeSet<&str> = listed.iter().map(String::as_str).collect();
     for (key, ids) in &model.by_key {
-        if ids.iter().any(|&id| !surely_erased(&model.uploads[id])) {
+        if ids
+            .iter()
+            .any(|&id| !horizon.surely_erased(&model.uploads[id]))
+        {
             keys.insert(key);
         }
     }
@@ -827,91 +951,16 @@ async fn check(client: &HttpClient, frontend: &str, model: &Model, epoch: Instan
             .get(key)
             .map(|ids| ids.iter().map(|&id| &model.uploads[id]).collect())
             .unwrap_or_default();
-        // The acknowledged uploads that no clear can have erased.
-        let kept: Vec<&UploadOp> = ops
-            .iter()
-            .copied()
-            .filter(|op| op.acknowledged && !erasable(op))
-            .collect();
-        let newest_kept = kept.iter().max_by_key(|op| op.invoke);
-        let expected = match newest_kept {
-            Some(op) => format!("an image no older than {}", describe(op, epoch)),
-            None => "any uploaded image, or 404".to_owned(),
-        };
-        let is_listed = listed.contains(key);
         let read = read_key(client, frontend, key).await;
-        let problem = match read {
-            KeyRead::Image(generation) => match ops.iter().find(|op| op.generation == generation) {
-                None => {
-                    outcome.damaged += 1;
-                    Some(format!(
-                        "damaged: key {key:?}: expected {expected}, read generation {generation}, \
-                         which was never uploaded"
-                    ))
-                }
-                Some(read_op) => {
-                    let superseded = kept
-                        .iter()
-                        .find(|op| ended(read_op.end) < op.invoke)
-                        .map(|op| describe(op, epoch));
-                    if let Some(newer) = superseded {
-                        outcome.lost += 1;
-                        Some(format!(
-                            "lost: key {key:?}: expected {expected}, read {}, which ended before \
-                             {newer} began",
-                            describe(read_op, epoch)
-                        ))
-                    } else if surely_erased(read_op) {
-                        outcome.resurrected += 1;
-                        Some(format!(
-                            "resurrected: key {key:?}: read {}, which ended before an \
-                             acknowledged clear/data began (the newest at {} ms)",
-                            describe(read_op, epoch),
-                            acknowledged_clear_invoke
-                                .map_or(0, |i| i.duration_since(epoch).as_millis())
-                        ))
-                    } else {
-                        None
-                    }
-                }
-            },
-            KeyRead::Damaged(why) => {
-                outcome.damaged += 1;
-                Some(format!(
-                    "damaged: key {key:?}: expected {expected}, read {why}"
-                ))
+        if let Some((verdict, text)) = judge(key, &ops, &horizon, listed.contains(key), &read) {
+            match verdict {
+                Verdict::Lost => outcome.lost += 1,
+                Verdict::Unreadable => outcome.unreadable_listed += 1,
+                Verdict::Damaged => outcome.damaged += 1,
+                Verdict::Resurrected => outcome.resurrected += 1,
             }
-            KeyRead::Missing if is_listed => {
-                outcome.unreadable_listed += 1;
-                Some(format!(
-                    "unreadable listed key: {key:?} is listed but reads 404; expected {expected}"
-                ))
-            }
-            KeyRead::Missing => newest_kept.map(|_| {
-                outcome.lost += 1;
-                format!("lost: key {key:?}: expected {expected}, read 404")
-            }),
-            KeyRead::Failed(why) => {
-                if is_listed {
-                    outcome.unreadable_listed += 1;
-                    Some(format!(
-                        "unreadable listed key: {key:?} is listed; expected {expected}, read {why}"
-                    ))
-                } else if newest_kept.is_some() {
-                    outcome.lost += 1;
-                    Some(format!(
-                        "lost: key {key:?}: expected {expected}, read {why}"
-                    ))
-                } else {
-                    // Not listed, so it has no row: it should read 404.
-                    outcome.unreadable_listed += 1;
-                    Some(format!(
-                        "unreadable key: {key:?} is not listed; expected 404, read {why}"
-                    ))
-                }
-            }
-        };
-        outcome.violations.extend(problem);
+            outcome.violations.push(text);
+        }
     }
     outcome
 }
@@ -1084,4 +1133,168 @@ async fn run_rounds(config: &CrashConfig) -> Result<CrashReport, String> {
         report.kept_dir = Some(dir.keep());
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An upload of generation `generation` from `invoke_ms` to `end_ms`.
+    fn upload(
+        epoch: Instant,
+        generation: u64,
+        invoke_ms: u64,
+        end_ms: u64,
+        acknowledged: bool,
+    ) -> UploadOp {
+        UploadOp {
+            generation,
+            invoke: epoch + Duration::from_millis(invoke_ms),
+            end: Some(epoch + Duration::from_millis(end_ms)),
+            acknowledged,
+        }
+    }
+
+    fn horizon(epoch: Instant, clears: &[(u64, u64, bool)]) -> Horizon {
+        let mut model = Model::default();
+        for &(invoke_ms, end_ms, acknowledged) in clears {
+            model.clears.push(ClearOp {
+                invoke: epoch + Duration::from_millis(invoke_ms),
+                end: Some(epoch + Duration::from_millis(end_ms)),
+                acknowledged,
+            });
+        }
+        Horizon::of(&model, epoch)
+    }
+
+    fn verdict(
+        ops: &[UploadOp],
+        horizon: &Horizon,
+        listed: bool,
+        read: KeyRead,
+    ) -> Option<Verdict> {
+        let ops: Vec<&UploadOp> = ops.iter().collect();
+        judge("k", &ops, horizon, listed, &read).map(|(verdict, _)| verdict)
+    }
+
+    #[test]
+    fn an_acknowledged_upload_must_survive_and_not_be_superseded_by_an_older_one() {
+        let epoch = Instant::now();
+        let none = horizon(epoch, &[]);
+        let ops = [
+            upload(epoch, 1, 0, 10, true),
+            upload(epoch, 2, 20, 30, true),
+        ];
+        assert_eq!(verdict(&ops, &none, true, KeyRead::Image(2)), None);
+        assert_eq!(
+            verdict(&ops, &none, true, KeyRead::Image(1)),
+            Some(Verdict::Lost)
+        );
+        assert_eq!(
+            verdict(&ops, &none, false, KeyRead::Missing),
+            Some(Verdict::Lost)
+        );
+        assert_eq!(
+            verdict(&ops, &none, false, KeyRead::Failed("503".into())),
+            Some(Verdict::Lost)
+        );
+        // Overlapping uploads may land in either order.
+        let overlapping = [
+            upload(epoch, 1, 0, 20, true),
+            upload(epoch, 2, 10, 30, true),
+        ];
+        assert_eq!(verdict(&overlapping, &none, true, KeyRead::Image(1)), None);
+        // An unacknowledged upload may have landed, up to its end.
+        let unacknowledged = [
+            upload(epoch, 1, 0, 10, true),
+            upload(epoch, 2, 20, 90, false),
+        ];
+        assert_eq!(
+            verdict(&unacknowledged, &none, true, KeyRead::Image(2)),
+            None
+        );
+        assert_eq!(
+            verdict(&unacknowledged, &none, true, KeyRead::Image(1)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_clear_that_may_have_run_after_an_upload_began_excuses_its_absence() {
+        let epoch = Instant::now();
+        let ops = [upload(epoch, 1, 0, 10, true)];
+        // Acknowledged after the upload: the key is gone, and must stay gone.
+        let acknowledged = horizon(epoch, &[(15, 25, true)]);
+        assert_eq!(verdict(&ops, &acknowledged, false, KeyRead::Missing), None);
+        assert_eq!(
+            verdict(&ops, &acknowledged, true, KeyRead::Image(1)),
+            Some(Verdict::Resurrected)
+        );
+        // In flight at the kill (ended at the kill), invoked before the upload ended:
+        // either outcome.
+        let in_flight = horizon(epoch, &[(5, 100, false)]);
+        assert_eq!(verdict(&ops, &in_flight, false, KeyRead::Missing), None);
+        assert_eq!(verdict(&ops, &in_flight, true, KeyRead::Image(1)), None);
+        // Completed before the upload began: it cannot excuse anything.
+        let earlier = horizon(epoch, &[(0, 0, true)]);
+        let later = [upload(epoch, 1, 5, 10, true)];
+        assert_eq!(
+            verdict(&later, &earlier, false, KeyRead::Missing),
+            Some(Verdict::Lost)
+        );
+    }
+
+    #[test]
+    fn listed_keys_must_read_and_bytes_must_be_an_uploaded_image() {
+        let epoch = Instant::now();
+        let erased = horizon(epoch, &[(15, 25, true)]);
+        let ops = [
+            upload(epoch, 1, 0, 10, true),
+            upload(epoch, 2, 12, 20, true),
+        ];
+        // Everything was possibly erased, yet a listed key must read.
+        assert_eq!(
+            verdict(&ops, &erased, true, KeyRead::Failed("503".into())),
+            Some(Verdict::Unreadable)
+        );
+        assert_eq!(
+            verdict(&ops, &erased, true, KeyRead::Missing),
+            Some(Verdict::Unreadable)
+        );
+        assert_eq!(
+            verdict(&ops, &erased, false, KeyRead::Failed("503".into())),
+            Some(Verdict::Unreadable)
+        );
+        assert_eq!(verdict(&ops, &erased, true, KeyRead::Image(2)), None);
+        assert_eq!(
+            verdict(&ops, &erased, true, KeyRead::Image(3)),
+            Some(Verdict::Damaged)
+        );
+        assert_eq!(
+            verdict(
+                &ops,
+                &erased,
+                true,
+                KeyRead::Damaged("bytes of another key".into())
+            ),
+            Some(Verdict::Damaged)
+        );
+    }
+
+    #[test]
+    fn sealing_ends_open_operations_at_the_kill() {
+        let mut model = Model::default();
+        let kept = model.invoke_upload("k", 1);
+        model.finish_upload(kept, Answer::Success);
+        let open = model.invoke_upload("k", 2);
+        model.finish_upload(open, Answer::None);
+        let clear = model.invoke_clear();
+        let kill = Instant::now() + Duration::from_millis(50);
+        model.seal(kill);
+        assert_eq!(model.uploads[open].end, Some(kill));
+        assert_eq!(model.clears[clear].end, Some(kill));
+        assert!(model.uploads[kept].end.unwrap() < kill);
+        assert_eq!(model.keys, ["k"]);
+        assert_eq!(model.upload_of("k", 2).map(|op| op.generation), Some(2));
+    }
 }
