@@ -45,11 +45,12 @@ pub fn start_node(
     connector: SharedConnector,
     shutdown: CancellationToken,
 ) -> Service<NodeState> {
+    let spawner = connector.spawner();
     let client = HttpClient::new(connector, ClientSettings::default());
     let state = NodeState::new(settings, client);
     let addr = listener.local_addr();
     let router = node::router(state.clone());
-    let task = tokio::spawn(
+    let task = spawner.spawn(
         serve(
             listener,
             router,
@@ -75,6 +76,7 @@ pub fn start_frontend(
     connector: SharedConnector,
     shutdown: CancellationToken,
 ) -> Service<FrontendState> {
+    let spawner = connector.spawner();
     let client = HttpClient::new(connector, ClientSettings::default());
     let state = FrontendState::new(settings, client, blobs, index);
     let addr = listener.local_addr();
@@ -86,7 +88,7 @@ pub fn start_frontend(
         ServerSettings::default(),
         shutdown.clone(),
     );
-    let task = tokio::spawn(
+    let task = spawner.spawn(
         async move {
             tokio::join!(server, background);
         }
@@ -107,6 +109,7 @@ pub fn start_manager(
     connector: SharedConnector,
     shutdown: CancellationToken,
 ) -> Result<Service<ManagerState>, String> {
+    let spawner = connector.spawner();
     let client = HttpClient::new(connector, ClientSettings::default());
     let state = ManagerState::new(settings, client)?;
     let addr = listener.local_addr();
@@ -119,7 +122,7 @@ pub fn start_manager(
         shutdown.clone(),
     );
     let restoring = state.clone();
-    let task = tokio::spawn(
+    let task = spawner.spawn(
         async move {
             restoring.restore().await;
             tokio::join!(server, background);

@@ -4,7 +4,7 @@
 use std::io;
 
 use async_trait::async_trait;
-use memring::net::{BoxIo, Connector, Listener};
+use memring::net::{BoxIo, Connector, Listener, Spawner};
 
 /// A [`Listener`] over a simulated TCP socket.
 pub struct TurmoilListener {
@@ -31,6 +31,10 @@ impl Listener for TurmoilListener {
     fn local_addr(&self) -> String {
         self.local_addr.clone()
     }
+
+    fn spawner(&self) -> Spawner {
+        Spawner::Local
+    }
 }
 
 /// A [`Connector`] over simulated TCP; host names resolve through turmoil.
@@ -42,5 +46,9 @@ impl Connector for TurmoilConnector {
     async fn connect(&self, addr: &str) -> io::Result<BoxIo> {
         let stream = turmoil::net::TcpStream::connect(addr).await?;
         Ok(Box::new(stream))
+    }
+
+    fn spawner(&self) -> Spawner {
+        Spawner::Local
     }
 }

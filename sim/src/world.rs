@@ -18,7 +18,9 @@ use memring::up::{start_frontend, start_manager, start_node};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::fakes::{rds_router, s3_router, RemoteBlobStore, RemoteKeyIndex, RDS_PORT, S3_PORT};
+use crate::fakes::{
+    rds_router, s3_router, RemoteBlobStore, RemoteKeyIndex, StorageFaults, RDS_PORT, S3_PORT,
+};
 use crate::seam::{TurmoilConnector, TurmoilListener};
 
 /// Ports of the roles inside the simulation (as in the documented deployment).
@@ -108,6 +110,7 @@ pub fn build(spec: &WorldSpec) -> turmoil::Sim<'static> {
     let mut sim = builder.build();
 
     // Durable storage lives outside the hosts, so it survives their restarts.
+    let seed = spec.seed;
     let blobs = Arc::new(MemoryBlobStore::default());
     sim.host("s3", move || {
         let blobs = blobs.clone();
@@ -115,7 +118,7 @@ pub fn build(spec: &WorldSpec) -> turmoil::Sim<'static> {
             let listener = TurmoilListener::bind(S3_PORT).await?;
             serve(
                 Box::new(listener),
-                s3_router(blobs),
+                s3_router(blobs, StorageFaults::default(), seed),
                 ServerSettings::default(),
                 CancellationToken::new(),
             )
@@ -131,7 +134,7 @@ pub fn build(spec: &WorldSpec) -> turmoil::Sim<'static> {
             let listener = TurmoilListener::bind(RDS_PORT).await?;
             serve(
                 Box::new(listener),
-                rds_router(index),
+                rds_router(index, StorageFaults::default(), seed),
                 ServerSettings::default(),
                 CancellationToken::new(),
             )

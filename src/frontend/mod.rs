@@ -235,6 +235,7 @@ pub async fn run_background(state: Arc<FrontendState>, shutdown: CancellationTok
                     Err(error) => tracing::debug!(%error, "the manager did not give the pool yet"),
                 }
                 tokio::select! {
+                    biased;
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_millis(backoff_ms)) => {}
                 }
@@ -248,6 +249,7 @@ pub async fn run_background(state: Arc<FrontendState>, shutdown: CancellationTok
             let interval = Duration::from_millis(state.settings.heal_interval_ms);
             loop {
                 tokio::select! {
+                    biased;
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(interval) => {}
                 }

@@ -128,6 +128,7 @@ fn fill(
         return;
     };
     lock(&state.cached).insert(key);
+    let spawner = state.client.spawner();
     let state = state.clone();
     let key = key.to_owned();
     let image = image.clone();
@@ -168,5 +169,5 @@ fn fill(
             Err(error) => tracing::debug!(%node, %key, %error, "fill failed"),
         }
     };
-    tokio::spawn(task.in_current_span());
+    spawner.spawn(task.in_current_span());
 }

@@ -37,7 +37,8 @@ pub async fn store(state: &Arc<FrontendState>, upload: Upload) -> Result<u64, Ap
     if state.settings.plants.has(Plant::AckBeforeDurable) {
         // Planted bug: acknowledge now and commit in the background.
         let state = state.clone();
-        tokio::spawn(async move { commit(&state, upload, object).await }.in_current_span());
+        let spawner = state.client.spawner();
+        spawner.spawn(async move { commit(&state, upload, object).await }.in_current_span());
         return Ok(0);
     }
     commit(state, upload, object).await

@@ -721,6 +721,7 @@ pub async fn run_background(state: Arc<ManagerState>, shutdown: CancellationToke
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
+                    biased;
                     _ = shutdown.cancelled() => return,
                     _ = ticker.tick() => state.collect_stats().await,
                 }
@@ -736,6 +737,7 @@ pub async fn run_background(state: Arc<ManagerState>, shutdown: CancellationToke
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
+                    biased;
                     _ = shutdown.cancelled() => return,
                     _ = ticker.tick() => {
                         state.health_round().await;
@@ -751,6 +753,7 @@ pub async fn run_background(state: Arc<ManagerState>, shutdown: CancellationToke
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => return,
                 _ = ticker.tick() => { state.autoscale_round().await; }
             }

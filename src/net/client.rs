@@ -12,10 +12,10 @@ use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use thiserror::Error;
 
-use super::{BoxIo, SharedConnector};
+use super::{BoxIo, SharedConnector, Spawner, SpawnerExecutor};
 
 /// Limits of a client.
 #[derive(Clone, Copy, Debug)]
@@ -72,21 +72,32 @@ impl Reply {
 pub struct HttpClient {
     inner: Client<ConnectorService, Full<Bytes>>,
     settings: ClientSettings,
+    spawner: Spawner,
 }
 
 impl HttpClient {
     pub fn new(connector: SharedConnector, settings: ClientSettings) -> Self {
-        let inner = Client::builder(TokioExecutor::new())
+        let spawner = connector.spawner();
+        let inner = Client::builder(SpawnerExecutor(spawner))
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_millis(settings.idle_timeout_ms))
             .pool_max_idle_per_host(settings.idle_per_host_max)
             .build(ConnectorService(connector));
-        HttpClient { inner, settings }
+        HttpClient {
+            inner,
+            settings,
+            spawner,
+        }
     }
 
     pub fn settings(&self) -> ClientSettings {
         self.settings
+    }
+
+    /// Where the services holding this client spawn their tasks.
+    pub fn spawner(&self) -> Spawner {
+        self.spawner
     }
 
     /// Sends one request to `addr` (`host:port`) and reads the whole answer.

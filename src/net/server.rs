@@ -61,10 +61,12 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let router = router.layer(axum::middleware::from_fn(trace_exchange));
+    let spawner = listener.spawner();
     let tracker = TaskTracker::new();
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(settings.connections_max));
     loop {
         let permit = tokio::select! {
+            biased;
             _ = shutdown.cancelled() => break,
             permit = permits.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
@@ -72,6 +74,7 @@ pub async fn serve(
             },
         };
         let accepted = tokio::select! {
+            biased;
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
@@ -86,29 +89,34 @@ pub async fn serve(
         };
         let service = TowerToHyperService::new(router.clone());
         let shutdown = shutdown.clone();
-        tracker.spawn(
-            async move {
-                let _permit = permit;
-                let mut builder = http1::Builder::new();
-                builder
-                    .keep_alive(true)
-                    .auto_date_header(false)
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_millis(settings.header_read_timeout_ms));
-                let connection = builder.serve_connection(TokioIo::new(io), service);
-                tokio::pin!(connection);
-                let outcome = tokio::select! {
-                    outcome = connection.as_mut() => outcome,
-                    _ = shutdown.cancelled() => {
-                        connection.as_mut().graceful_shutdown();
-                        connection.await
+        spawner.spawn(
+            tracker.track_future(
+                async move {
+                    let _permit = permit;
+                    let mut builder = http1::Builder::new();
+                    builder
+                        .keep_alive(true)
+                        .auto_date_header(false)
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_millis(
+                            settings.header_read_timeout_ms,
+                        ));
+                    let connection = builder.serve_connection(TokioIo::new(io), service);
+                    tokio::pin!(connection);
+                    let outcome = tokio::select! {
+                        biased;
+                        outcome = connection.as_mut() => outcome,
+                        _ = shutdown.cancelled() => {
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
+                    };
+                    if let Err(error) = outcome {
+                        tracing::debug!(%peer, %error, "connection ended with an error");
                     }
-                };
-                if let Err(error) = outcome {
-                    tracing::debug!(%peer, %error, "connection ended with an error");
                 }
-            }
-            .in_current_span(),
+                .in_current_span(),
+            ),
         );
     }
     tracker.close();

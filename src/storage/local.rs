@@ -146,9 +146,9 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn local_blob_store_conforms() {
+    async fn local_blob_store_keeps_the_contract() {
         let dir = tempfile::tempdir().unwrap();
-        super::super::conformance_blob(&LocalBlobStore::open(dir.path()).unwrap()).await;
+        crate::storage::contract::blob_store(&LocalBlobStore::open(dir.path()).unwrap()).await;
     }
 
     #[tokio::test]

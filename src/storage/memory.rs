@@ -98,14 +98,111 @@ impl KeyIndex for MemoryKeyIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::contract;
 
     #[tokio::test]
-    async fn memory_blob_store_conforms() {
-        super::super::conformance_blob(&MemoryBlobStore::default()).await;
+    async fn memory_blob_store_keeps_the_contract() {
+        contract::blob_store(&MemoryBlobStore::default()).await;
     }
 
     #[tokio::test]
-    async fn memory_key_index_conforms() {
-        super::super::conformance_index(&MemoryKeyIndex::default()).await;
+    async fn memory_key_index_keeps_the_contract() {
+        contract::key_index(&MemoryKeyIndex::default()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_stores_keep_the_whole_contract_one_check_after_another() {
+        let (store, index) = (MemoryBlobStore::default(), MemoryKeyIndex::default());
+        contract::all(&store, &index).await;
+        // The checks leave the stores empty, so they can run again.
+        contract::all(&store, &index).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "a re-upsert of the same row must name that same object")]
+    async fn the_contract_catches_an_index_that_forgets_a_retried_row() {
+        /// Answers a re-upsert of the same object as if the key were new.
+        struct Forgetful(MemoryKeyIndex);
+        #[async_trait]
+        impl KeyIndex for Forgetful {
+            async fn upsert(&self, key: &str, object: &str, mime: &str) -> StorageResult<Upserted> {
+                let mut done = self.0.upsert(key, object, mime).await?;
+                if done.previous_object.as_deref() == Some(object) {
+                    done.previous_object = None;
+                }
+                Ok(done)
+            }
+            async fn get(&self, key: &str) -> StorageResult<Option<IndexRow>> {
+                self.0.get(key).await
+            }
+            async fn list(&self) -> StorageResult<Vec<String>> {
+                self.0.list().await
+            }
+            async fn delete_all(&self) -> StorageResult<Vec<IndexRow>> {
+                self.0.delete_all().await
+            }
+        }
+        contract::key_index(&Forgetful(MemoryKeyIndex::default())).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "versions must keep growing after delete_all")]
+    async fn the_contract_catches_an_index_that_resets_versions_on_delete_all() {
+        /// Restarts its version counter on delete_all.
+        #[derive(Default)]
+        struct Resetting(Mutex<std::sync::Arc<MemoryKeyIndex>>);
+        impl Resetting {
+            fn current(&self) -> std::sync::Arc<MemoryKeyIndex> {
+                lock(&self.0).clone()
+            }
+        }
+        #[async_trait]
+        impl KeyIndex for Resetting {
+            async fn upsert(&self, key: &str, object: &str, mime: &str) -> StorageResult<Upserted> {
+                self.current().upsert(key, object, mime).await
+            }
+            async fn get(&self, key: &str) -> StorageResult<Option<IndexRow>> {
+                self.current().get(key).await
+            }
+            async fn list(&self) -> StorageResult<Vec<String>> {
+                self.current().list().await
+            }
+            async fn delete_all(&self) -> StorageResult<Vec<IndexRow>> {
+                let old = std::mem::take(&mut *lock(&self.0));
+                old.delete_all().await
+            }
+        }
+        contract::key_index(&Resetting::default()).await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "a refused put must leave the first bytes")]
+    async fn the_contract_catches_a_store_that_overwrites_on_a_refused_put() {
+        /// Refuses a taken name but writes the new bytes anyway.
+        #[derive(Default)]
+        struct Overwriting(Mutex<BTreeMap<String, Bytes>>);
+        #[async_trait]
+        impl BlobStore for Overwriting {
+            async fn put(&self, name: &str, bytes: Bytes) -> StorageResult<()> {
+                validate_object_name(name)?;
+                match lock(&self.0).insert(name.to_owned(), bytes) {
+                    Some(_) => Err(StorageError::AlreadyExists(name.to_owned())),
+                    None => Ok(()),
+                }
+            }
+            async fn get(&self, name: &str) -> StorageResult<Option<Bytes>> {
+                validate_object_name(name)?;
+                Ok(lock(&self.0).get(name).cloned())
+            }
+            async fn delete(&self, name: &str) -> StorageResult<()> {
+                validate_object_name(name)?;
+                lock(&self.0).remove(name);
+                Ok(())
+            }
+            async fn list(&self) -> StorageResult<Vec<String>> {
+                Ok(lock(&self.0).keys().cloned().collect())
+            }
+        }
+        contract::blob_store(&Overwriting::default()).await;
     }
 }

@@ -1,6 +1,7 @@
 //! Storage: the blob store (images) and the key index (key -> object, mime type,
 //! version), as traits with real and in-memory implementations.
 
+pub mod contract;
 pub mod local;
 pub mod memory;
 pub mod sqlite;
@@ -88,77 +89,6 @@ pub fn validate_object_name(name: &str) -> StorageResult<()> {
         }
     }
     Ok(())
-}
-
-/// Behaviour every blob store must show; run against each implementation.
-#[cfg(test)]
-pub(crate) async fn conformance_blob(store: &dyn BlobStore) {
-    assert_eq!(store.list().await.unwrap(), Vec::<String>::new());
-    store
-        .put("images/b/2", Bytes::from_static(b"two"))
-        .await
-        .unwrap();
-    store
-        .put("images/a/1", Bytes::from_static(b"one"))
-        .await
-        .unwrap();
-    assert!(matches!(
-        store.put("images/a/1", Bytes::from_static(b"again")).await,
-        Err(StorageError::AlreadyExists(_))
-    ));
-    assert_eq!(store.get("images/a/1").await.unwrap().unwrap(), "one");
-    assert_eq!(store.get("images/none").await.unwrap(), None);
-    assert_eq!(store.list().await.unwrap(), ["images/a/1", "images/b/2"]);
-    store.delete("images/a/1").await.unwrap();
-    store.delete("images/a/1").await.unwrap();
-    assert_eq!(store.list().await.unwrap(), ["images/b/2"]);
-    for bad in ["", "../x", "/abs", "a//b", "a/../b", "a b", "a/."] {
-        assert!(
-            matches!(
-                store.put(bad, Bytes::new()).await,
-                Err(StorageError::BadName(_))
-            ),
-            "{bad:?}"
-        );
-        assert!(
-            matches!(store.get(bad).await, Err(StorageError::BadName(_))),
-            "{bad:?}"
-        );
-    }
-}
-
-/// Behaviour every key index must show; run against each implementation.
-#[cfg(test)]
-pub(crate) async fn conformance_index(index: &dyn KeyIndex) {
-    let first = index.upsert("k", "o1", "image/png").await.unwrap();
-    assert_eq!(first.previous_object, None);
-    let second = index.upsert("k", "o2", "image/gif").await.unwrap();
-    assert!(second.version > first.version);
-    assert_eq!(second.previous_object.as_deref(), Some("o1"));
-    let row = index.get("k").await.unwrap().unwrap();
-    assert_eq!(
-        (row.object.as_str(), row.mime.as_str(), row.version),
-        ("o2", "image/gif", second.version)
-    );
-    index.upsert("a", "o3", "image/png").await.unwrap();
-    assert_eq!(index.list().await.unwrap(), ["a", "k"]);
-    assert_eq!(index.get("missing").await.unwrap(), None);
-    let deleted = index.delete_all().await.unwrap();
-    assert_eq!(
-        deleted
-            .iter()
-            .map(|r| (r.key.as_str(), r.object.as_str()))
-            .collect::<Vec<_>>(),
-        [("a", "o3"), ("k", "o2")]
-    );
-    assert_eq!(index.delete_all().await.unwrap(), Vec::<IndexRow>::new());
-    assert_eq!(index.list().await.unwrap(), Vec::<String>::new());
-    let third = index.upsert("k", "o4", "image/png").await.unwrap();
-    assert!(
-        third.version > second.version,
-        "versions keep growing after delete_all"
-    );
-    assert_eq!(third.previous_object, None);
 }
 
 #[cfg(test)]
