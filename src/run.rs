@@ -139,7 +139,7 @@ pub async fn run_cache_node(args: CacheNodeArgs) -> Result<(), String> {
         cache: cache_config(&args.cache)?,
         rng_seed: os_seed(),
         body_max_bytes: args.item_max_bytes,
-        plants: crate::plant::Plants::none(),
+        floors_max: crate::cache::store::FLOORS_MAX_DEFAULT,
         incarnation: os_seed(),
     };
     let service = start_node(
@@ -163,9 +163,9 @@ pub async fn run_manager(args: ManagerArgs) -> Result<(), String> {
     settings.frontend_addr = Some(args.frontend);
     settings.node_port = args.node_port;
     settings.cache = cache_config(&args.cache)?;
-    settings.state = Some(Arc::new(crate::manager::state::FileStateStore {
-        path: args.state_file,
-    }));
+    settings.state = Some(Arc::new(crate::manager::state::FileStateStore::real(
+        args.state_file,
+    )));
     settings.strategy = args.strategy;
     let service = start_manager(
         settings,

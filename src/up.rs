@@ -246,9 +246,9 @@ pub async fn start_up(settings: UpSettings) -> Result<Up, String> {
     manager_settings.stats_interval_ms = settings.stats_interval_ms;
     manager_settings.autoscale_interval_ms = settings.autoscale_interval_ms;
     manager_settings.strategy = settings.strategy;
-    manager_settings.state = Some(Arc::new(crate::manager::state::FileStateStore {
-        path: settings.data_dir.join("manager-state.json"),
-    }));
+    manager_settings.state = Some(Arc::new(crate::manager::state::FileStateStore::real(
+        settings.data_dir.join("manager-state.json"),
+    )));
     let manager = start_manager(
         manager_settings,
         Box::new(manager_listener),
@@ -291,7 +291,7 @@ fn node_settings(settings: &UpSettings, slot: usize, node_id: NodeId) -> NodeSet
         cache: settings.cache,
         rng_seed: settings.rng_seed.wrapping_add(slot as u64 + 1),
         body_max_bytes: settings.upload_max_bytes + 1024,
-        plants: crate::plant::Plants::none(),
+        floors_max: crate::cache::store::FLOORS_MAX_DEFAULT,
         // Every start of a node is a new life, with a new fence token.
         incarnation: rand::RngCore::next_u64(&mut rand::rngs::OsRng),
     }

@@ -15,6 +15,9 @@ use crate::world::{sim_client, FRONTEND_PORT, MANAGER_PORT, NODE_PORT};
 
 /// Timeout of a client call to the front-end.
 pub const CLIENT_TIMEOUT_MS: u64 = 10_000;
+/// How a deliberately short attempt that timed out is recorded: the client gave
+/// up, the system did not fail.
+pub const GAVE_UP: &str = "client gave up after";
 
 /// A client host's handle on the system.
 #[derive(Clone)]
@@ -55,6 +58,39 @@ impl Driver {
 
     /// Uploads generation `generation` of `key`; recorded.
     pub async fn upload(&self, key: &str, generation: u64, size_bytes: usize) -> Outcome {
+        self.upload_attempt(key, generation, size_bytes, CLIENT_TIMEOUT_MS)
+            .await
+    }
+
+    /// Uploads with a short first timeout; if it times out, sends the same upload
+    /// again (the first may still arrive later: a duplicate). Each attempt is an
+    /// operation of its own, with the same generation.
+    pub async fn upload_with_retry(
+        &self,
+        key: &str,
+        generation: u64,
+        size_bytes: usize,
+        first_timeout_ms: u64,
+    ) -> Outcome {
+        let first = self
+            .upload_attempt(key, generation, size_bytes, first_timeout_ms)
+            .await;
+        match &first {
+            Outcome::Failed(why) if why.starts_with(GAVE_UP) => {
+                self.upload_attempt(key, generation, size_bytes, CLIENT_TIMEOUT_MS)
+                    .await
+            }
+            _ => first,
+        }
+    }
+
+    async fn upload_attempt(
+        &self,
+        key: &str,
+        generation: u64,
+        size_bytes: usize,
+        timeout_ms: u64,
+    ) -> Outcome {
         let id = self.history.invoke(
             &self.name,
             OpKind::Upload {
@@ -64,25 +100,39 @@ impl Driver {
             false,
         );
         let image = crate::history::image_bytes(key, generation, size_bytes);
-        let (body, content_type) = upload_form(Some(key), Some((&image, Some("image/png"))));
+        let mime = crate::history::mime_of(generation);
+        let (body, content_type) = upload_form(Some(key), Some((&image, Some(mime))));
         let headers = [(
             CONTENT_TYPE,
             HeaderValue::from_str(&content_type).expect("ascii"),
         )];
         let outcome = match self
             .client
-            .send(Method::POST, &self.frontend, "/api/upload", &headers, body)
+            .send_with_timeout(
+                Method::POST,
+                &self.frontend,
+                "/api/upload",
+                &headers,
+                body,
+                timeout_ms,
+            )
             .await
         {
             Ok(reply) if reply.status == StatusCode::OK => Outcome::Uploaded,
             Ok(reply) => Outcome::Failed(format!("status {}", reply.status)),
+            Err(memring::net::client::ClientError::Timeout { .. })
+                if timeout_ms < CLIENT_TIMEOUT_MS =>
+            {
+                Outcome::Failed(format!("{GAVE_UP} {timeout_ms} ms"))
+            }
             Err(error) => Outcome::Failed(error.to_string()),
         };
         self.history.complete(id, outcome.clone());
         outcome
     }
 
-    /// Reads `key` through `/images/{key}`; recorded.
+    /// Reads `key` through `/images/{key}`; recorded. The bytes must be an image
+    /// of the key, its type the one uploaded, its ETag a version.
     pub async fn read(&self, key: &str, final_check: bool) -> Outcome {
         let id = self.history.invoke(
             &self.name,
@@ -98,7 +148,36 @@ impl Driver {
             .await
         {
             Ok(reply) if reply.status == StatusCode::OK => match generation_of(key, &reply.body) {
-                Ok(generation) => Outcome::Read(Some(generation)),
+                Ok(generation) => {
+                    let header = |name: &str| {
+                        reply
+                            .headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned()
+                    };
+                    let mime = header("content-type");
+                    let etag = header("etag");
+                    let version = etag
+                        .strip_prefix("\"v")
+                        .and_then(|rest| rest.strip_suffix('"'))
+                        .and_then(|digits| digits.parse::<u64>().ok());
+                    let hit = header("x-memring-cache") == "hit";
+                    match version {
+                        _ if mime != crate::history::mime_of(generation) => {
+                            Outcome::Corrupt(format!(
+                                "generation {generation} served as {mime:?}, uploaded as {:?}",
+                                crate::history::mime_of(generation)
+                            ))
+                        }
+                        None => Outcome::Corrupt(format!("bad ETag {etag:?}")),
+                        Some(version) => {
+                            self.history.read_details(id, version, hit);
+                            Outcome::Read(Some(generation))
+                        }
+                    }
+                }
                 Err(why) => Outcome::Corrupt(why),
             },
             Ok(reply) if reply.status == StatusCode::NOT_FOUND => Outcome::Read(None),
@@ -109,6 +188,131 @@ impl Driver {
         outcome
     }
 
+    /// A recorded call with no body to read back: clears and configurations.
+    async fn recorded_call(
+        &self,
+        kind: OpKind,
+        method: Method,
+        to_manager: bool,
+        path: &str,
+        body: &Value,
+    ) -> Outcome {
+        let id = self.history.invoke(&self.name, kind, false);
+        let outcome = match self
+            .call_json_with_timeout(method, to_manager, path, body, CLIENT_TIMEOUT_MS)
+            .await
+        {
+            Ok(reply) if reply.status.is_success() => Outcome::Done,
+            Ok(reply) => Outcome::Failed(format!("status {}", reply.status)),
+            Err(error) => Outcome::Failed(error),
+        };
+        self.history.complete(id, outcome.clone());
+        outcome
+    }
+
+    /// `DELETE /api/clear/data`; recorded.
+    pub async fn clear_data(&self) -> Outcome {
+        self.recorded_call(
+            OpKind::ClearData,
+            Method::DELETE,
+            false,
+            "/api/clear/data",
+            &Value::Null,
+        )
+        .await
+    }
+
+    /// `DELETE /api/clear/cache`; recorded.
+    pub async fn clear_cache(&self) -> Outcome {
+        self.recorded_call(
+            OpKind::ClearCache,
+            Method::DELETE,
+            false,
+            "/api/clear/cache",
+            &Value::Null,
+        )
+        .await
+    }
+
+    /// The manager's cache configuration; recorded.
+    pub async fn set_cache_config(&self, capacity_mb: f64, policy: &str) -> Outcome {
+        let body = serde_json::json!({ "capacity": capacity_mb, "policy": policy });
+        self.recorded_call(
+            OpKind::Config {
+                capacity_mb,
+                policy: policy.to_owned(),
+            },
+            Method::POST,
+            true,
+            "/api/manager/cache/config",
+            &body,
+        )
+        .await
+    }
+
+    /// `POST /api/list_keys`; recorded.
+    pub async fn list_keys(&self) -> Outcome {
+        let id = self.history.invoke(&self.name, OpKind::ListKeys, false);
+        let outcome = match self
+            .client
+            .send(
+                Method::POST,
+                &self.frontend,
+                "/api/list_keys",
+                &[],
+                Bytes::new(),
+            )
+            .await
+        {
+            Ok(reply) if reply.status == StatusCode::OK => match reply.json::<Value>() {
+                Some(body) => match body["keys"].as_array() {
+                    Some(keys) => Outcome::Listed(
+                        keys.iter()
+                            .filter_map(|k| k.as_str().map(str::to_owned))
+                            .collect(),
+                    ),
+                    None => Outcome::Corrupt("list_keys without keys".into()),
+                },
+                None => Outcome::Corrupt("list_keys answered no JSON".into()),
+            },
+            Ok(reply) => Outcome::Failed(format!("status {}", reply.status)),
+            Err(error) => Outcome::Failed(error.to_string()),
+        };
+        self.history.complete(id, outcome.clone());
+        outcome
+    }
+
+    async fn call_json_with_timeout(
+        &self,
+        method: Method,
+        to_manager: bool,
+        path: &str,
+        body: &Value,
+        timeout_ms: u64,
+    ) -> Result<Reply, String> {
+        let addr = if to_manager {
+            &self.manager
+        } else {
+            &self.frontend
+        };
+        let bytes = if body.is_null() {
+            Bytes::new()
+        } else {
+            Bytes::from(body.to_string())
+        };
+        self.client
+            .send_with_timeout(
+                method,
+                addr,
+                path,
+                &[(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                bytes,
+                timeout_ms,
+            )
+            .await
+            .map_err(|error| error.to_string())
+    }
+
     /// A JSON call to the front-end or the manager (not recorded as an operation).
     pub async fn call_json(
         &self,
@@ -117,20 +321,7 @@ impl Driver {
         path: &str,
         body: &Value,
     ) -> Option<Reply> {
-        let addr = if to_manager {
-            &self.manager
-        } else {
-            &self.frontend
-        };
-        self.client
-            .send_with_timeout(
-                method,
-                addr,
-                path,
-                &[(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-                Bytes::from(body.to_string()),
-                120_000,
-            )
+        self.call_json_with_timeout(method, to_manager, path, body, 120_000)
             .await
             .ok()
     }
@@ -180,6 +371,21 @@ impl Driver {
             .ok()?;
         let body: Value = reply.json()?;
         body["pool"].as_array().map(|ids| {
+            ids.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+    }
+
+    /// The nodes the front-end has quarantined.
+    pub async fn quarantined(&self) -> Option<Vec<String>> {
+        let reply = self
+            .client
+            .send(Method::GET, &self.frontend, "/api/pool", &[], Bytes::new())
+            .await
+            .ok()?;
+        let body: Value = reply.json()?;
+        body["quarantined"].as_array().map(|ids| {
             ids.iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect()

@@ -7,16 +7,36 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What a client did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum OpKind {
-    Upload { key: String, generation: u64 },
-    Read { key: String },
+    /// An upload; a retry of a timed-out upload is another op with the same
+    /// generation.
+    Upload {
+        key: String,
+        generation: u64,
+    },
+    Read {
+        key: String,
+    },
+    /// `DELETE /api/clear/data`.
+    ClearData,
+    /// `DELETE /api/clear/cache`.
+    ClearCache,
+    /// `POST /api/list_keys`.
+    ListKeys,
+    /// A cache configuration sent to the manager.
+    Config {
+        capacity_mb: f64,
+        policy: String,
+    },
 }
 
 impl OpKind {
-    pub fn key(&self) -> &str {
+    /// The key this op is about, if it is about one.
+    pub fn key(&self) -> Option<&str> {
         match self {
-            OpKind::Upload { key, .. } | OpKind::Read { key } => key,
+            OpKind::Upload { key, .. } | OpKind::Read { key } => Some(key),
+            _ => None,
         }
     }
 }
@@ -30,8 +50,13 @@ pub enum Outcome {
     Uploaded,
     /// The read answered: the generation it returned, or `None` for 404.
     Read(Option<u64>),
-    /// The read returned bytes that are no upload of this key.
+    /// The read returned bytes that are no upload of this key, or headers that do
+    /// not match them.
     Corrupt(String),
+    /// The listing answered these keys.
+    Listed(Vec<String>),
+    /// A clear or a configuration was acknowledged.
+    Done,
     /// An error or a timeout; the effect is unknown.
     Failed(String),
 }
@@ -47,6 +72,9 @@ pub struct Op {
     pub outcome: Outcome,
     /// Reads after the run healed, for the end-state check.
     pub final_check: bool,
+    /// A read's version (from its ETag) and whether it was a cache hit.
+    pub version: Option<u64>,
+    pub cache_hit: Option<bool>,
 }
 
 /// The shared history of a run.
@@ -58,6 +86,11 @@ pub struct History {
 /// Simulated milliseconds now.
 pub fn now_ms() -> u64 {
     turmoil::sim_elapsed().map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// The mime type an upload of `generation` declares (and a read must give back).
+pub fn mime_of(generation: u64) -> &'static str {
+    ["image/png", "image/gif", "image/jpeg", "image/webp"][(generation % 4) as usize]
 }
 
 /// The bytes of generation `generation` of `key`, `size_bytes` long at least.
@@ -109,8 +142,17 @@ impl History {
             complete_ms: None,
             outcome: Outcome::Pending,
             final_check,
+            version: None,
+            cache_hit: None,
         });
         id
+    }
+
+    /// Records a read's version and cache state.
+    pub fn read_details(&self, id: usize, version: u64, cache_hit: bool) {
+        let mut ops = self.ops();
+        ops[id].version = Some(version);
+        ops[id].cache_hit = Some(cache_hit);
     }
 
     /// Records how operation `id` ended.
@@ -136,6 +178,17 @@ impl std::fmt::Display for Op {
         let what = match &self.kind {
             OpKind::Upload { key, generation } => format!("upload {key} gen {generation}"),
             OpKind::Read { key } => format!("read {key}"),
+            OpKind::ClearData => "clear data".to_owned(),
+            OpKind::ClearCache => "clear cache".to_owned(),
+            OpKind::ListKeys => "list keys".to_owned(),
+            OpKind::Config {
+                capacity_mb,
+                policy,
+            } => format!("cache config {capacity_mb} MB {policy}"),
+        };
+        let what = match self.version {
+            Some(version) => format!("{what} (v{version})"),
+            None => what,
         };
         write!(
             f,

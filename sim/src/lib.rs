@@ -12,9 +12,11 @@
 
 pub mod checker;
 pub mod crash;
+pub mod disk;
 pub mod documented;
 pub mod driver;
 pub mod fakes;
+pub mod faults;
 pub mod history;
 pub mod run;
 pub mod scenarios;

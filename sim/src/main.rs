@@ -1,14 +1,15 @@
-//! `memring-sim`: run a scenario with a seed, sweep many seeds, or measure how fast
-//! the simulation runs.
+//! `memring-sim`: run a scenario with a seed, sweep many seeds, table the planted
+//! bugs, or measure how fast the simulation runs.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use memring::plant::{Plant, Plants};
+use memring::hooks::Plant;
 use memring_sim::run::{describe_violations, run};
 use memring_sim::scenarios::Scenario;
+use memring_sim::swarm::{digest_line, Rerun};
 
 #[derive(Parser)]
 #[command(name = "memring-sim", about = "Deterministic simulation of memring")]
@@ -28,11 +29,15 @@ enum Command {
         /// Write the trace (requests, answers, faults, log lines) here.
         #[arg(long)]
         trace: Option<PathBuf>,
-        /// Plant a bug: skip-invalidate, stale-move, ack-before-durable, stale-route.
+        /// Plant a bug (see `memring-sim plants`).
         #[arg(long)]
         plant: Option<Plant>,
+        /// Also print the digest of the trace and the number of violations.
+        #[arg(long)]
+        digest: bool,
     },
-    /// Run many seeds; list the failing ones; exit 1 if any fails.
+    /// Run many seeds; list the failing ones (each replayed alone first); exit 1 if
+    /// any fails.
     Swarm {
         #[arg(long)]
         scenario: Scenario,
@@ -60,15 +65,23 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
-    /// Simulated seconds per wall second for the standard world.
+    /// Run every planted bug on its targeted scenario (or on `--scenario`); exit 1
+    /// if one is caught in fewer than 90% of the seeds (30% with a scenario given).
+    Plants {
+        #[arg(long, default_value_t = 20)]
+        seeds: u64,
+        #[arg(long, default_value_t = 1)]
+        start: u64,
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        #[arg(long)]
+        scenario: Option<Scenario>,
+    },
+    /// Simulated seconds per wall second: the standard world, then one chaos seed.
     Bench {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-}
-
-fn plants(plant: Option<Plant>) -> Plants {
-    plant.map_or(Plants::none(), Plants::one)
 }
 
 fn main() -> ExitCode {
@@ -79,8 +92,9 @@ fn main() -> ExitCode {
             seed,
             trace,
             plant,
+            digest,
         } => {
-            let report = run(scenario, seed, plants(plant));
+            let report = run(scenario, seed, plant);
             if let Some(path) = trace {
                 let mut text = report.trace.join("\n");
                 text.push('\n');
@@ -91,6 +105,9 @@ fn main() -> ExitCode {
             }
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(report.output.text.as_bytes());
+            if digest {
+                let _ = writeln!(stdout, "{}", digest_line(&report));
+            }
             if report.passed() {
                 ExitCode::SUCCESS
             } else {
@@ -107,14 +124,26 @@ fn main() -> ExitCode {
             jobs,
             plant,
         } => {
-            let failed = memring_sim::swarm::swarm(scenario, start, seeds, jobs, plants(plant));
+            let rerun = std::env::current_exe().map_or(Rerun::Thread, Rerun::Process);
+            let failed = memring_sim::swarm::swarm(scenario, start, seeds, jobs, plant, &rerun);
             let name = plant.map(|p| p.name());
-            for (seed, report) in &failed {
-                print!("{}", describe_violations(report, scenario, *seed, name));
+            let mut nondeterministic = Vec::new();
+            for failure in &failed {
+                print!(
+                    "{}",
+                    describe_violations(&failure.report, scenario, failure.seed, name)
+                );
+                match &failure.replay_mismatch {
+                    None => println!("  replayed alone: the same trace and violations"),
+                    Some(why) => {
+                        println!("  NOT REPRODUCED alone: {why}");
+                        nondeterministic.push(failure.seed);
+                    }
+                }
             }
-            let failing: Vec<u64> = failed.iter().map(|(seed, _)| *seed).collect();
+            let failing: Vec<u64> = failed.iter().map(|f| f.seed).collect();
             println!(
-                "swarm {}: {} seeds from {start}, {} failed{}",
+                "swarm {}: {} seeds from {start}, {} failed{}{}",
                 scenario.name(),
                 seeds,
                 failing.len(),
@@ -122,6 +151,11 @@ fn main() -> ExitCode {
                     String::new()
                 } else {
                     format!(": {failing:?}")
+                },
+                if nondeterministic.is_empty() {
+                    String::new()
+                } else {
+                    format!(", not reproducible: {nondeterministic:?}")
                 }
             );
             if failing.is_empty() {
@@ -166,11 +200,52 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Plants {
+            seeds,
+            start,
+            jobs,
+            scenario,
+        } => {
+            let required_percent = if scenario.is_some() { 30 } else { 90 };
+            let rows = memring_sim::swarm::plants(start, seeds, jobs, scenario, |row| {
+                println!(
+                    "plant={} scenario={} caught={}/{}",
+                    row.plant.name(),
+                    row.scenario.name(),
+                    row.caught,
+                    row.seeds
+                );
+            });
+            let weak: Vec<&str> = rows
+                .iter()
+                .filter(|row| row.caught * 100 < row.seeds * required_percent)
+                .map(|row| row.plant.name())
+                .collect();
+            let caught: u64 = rows.iter().map(|row| row.caught).sum();
+            let runs: u64 = rows.iter().map(|row| row.seeds).sum();
+            println!(
+                "plants: {} bugs, seeds {start}..{}, caught {caught}/{runs} runs; below {required_percent}%: {}",
+                rows.len(),
+                start + seeds - 1,
+                if weak.is_empty() { "none".to_owned() } else { weak.join(", ") }
+            );
+            if weak.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Bench { seed } => {
             let (simulated_s, wall_s) = memring_sim::swarm::bench(seed);
             println!(
                 "standard world, 120 s simulated: {wall_s:.2} s wall, {:.0}x real time",
                 simulated_s / wall_s
+            );
+            let (simulated_s, wall_s, passed) = memring_sim::swarm::chaos_speed(seed);
+            println!(
+                "chaos seed {seed}, {simulated_s:.0} s simulated: {wall_s:.2} s wall, {:.0}x real time{}",
+                simulated_s / wall_s,
+                if passed { "" } else { " (the seed failed)" }
             );
             ExitCode::SUCCESS
         }

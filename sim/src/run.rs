@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use memring::plant::Plants;
+use memring::hooks::{BuggifySettings, Plant, RunHooks};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -16,8 +16,24 @@ use crate::trace::Recorder;
 pub struct Run {
     pub scenario: Scenario,
     pub seed: u64,
-    pub plants: Plants,
+    pub plant: Option<Plant>,
     pub recorder: Recorder,
+}
+
+impl Run {
+    /// Turns buggify on for the rest of the run: each point is enabled with some
+    /// chance, `forced` ones always, and fires `fire_percent` of the time (0: the
+    /// default). Scenarios call it before the simulation starts.
+    pub fn buggify(&self, forced: &[&'static str], fire_percent: u32) -> RunHooks {
+        RunHooks::enter(
+            self.plant,
+            Some(BuggifySettings {
+                seed: self.seed ^ 0xb0b_0f_b0b,
+                forced: forced.to_vec(),
+                fire_percent,
+            }),
+        )
+    }
 }
 
 /// What a scenario gives back.
@@ -39,10 +55,30 @@ impl Report {
     pub fn passed(&self) -> bool {
         self.output.violations.is_empty()
     }
+
+    /// A digest of the whole trace: two runs agree byte for byte if these agree.
+    pub fn trace_hash(&self) -> String {
+        use md5::{Digest, Md5};
+        let mut hasher = Md5::new();
+        for line in &self.trace {
+            hasher.update(line.as_bytes());
+            hasher.update(b"\n");
+        }
+        format!("{:x}", hasher.finalize())
+    }
+
+    /// The violations in one comparable form (invariant and message).
+    pub fn verdict(&self) -> Vec<String> {
+        self.output
+            .violations
+            .iter()
+            .map(|v| format!("{}: {}", v.invariant, v.message))
+            .collect()
+    }
 }
 
 /// Runs `scenario` with `seed`, capturing every log event of every host.
-pub fn run(scenario: Scenario, seed: u64, plants: Plants) -> Report {
+pub fn run(scenario: Scenario, seed: u64, plant: Option<Plant>) -> Report {
     let recorder = Recorder::default();
     let filter = Targets::new()
         .with_default(LevelFilter::WARN)
@@ -55,9 +91,11 @@ pub fn run(scenario: Scenario, seed: u64, plants: Plants) -> Report {
     let run = Run {
         scenario,
         seed,
-        plants,
+        plant,
         recorder: recorder.clone(),
     };
+    // The plant is in force for the whole run; scenarios may turn buggify on.
+    let _hooks = RunHooks::enter(plant, None);
     let output = tracing::subscriber::with_default(subscriber, || scenario.run(&run));
     Report {
         output,

@@ -1,23 +1,38 @@
 //! The simulated world: turmoil hosts for the front-end, the manager, the node
 //! slots, fake S3 and fake RDS, all running the production service code over the
 //! turmoil side of the seam.
+//!
+//! **Timing.** Ticks are 5 ms and links take from about 1 ms to 60 ms (to a few
+//! hundred on the slow links a seed picks), drawn per message from an exponential
+//! curve, so a message takes several steps and messages overtake each other.
+//! Each seed picks its own latency curve and its own slow links, so the order in
+//! which messages from different links reach a host changes from seed to seed.
+//!
+//! **Settings.** [`WorldSpec::randomized`] also picks, per seed, the assignment
+//! strategy, the replacement policy, a cache small enough to evict, and the bound
+//! on version floors (small enough, in some seeds, to be reached).
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use memring::assign::Strategy;
+use memring::cache::store::{Policy, FLOORS_MAX_DEFAULT};
 use memring::frontend::FrontendSettings;
+use memring::manager::state::FileStateStore;
 use memring::manager::ManagerSettings;
 use memring::net::client::{ClientSettings, HttpClient};
 use memring::net::server::{serve, ServerSettings};
 use memring::net::SharedConnector;
 use memring::node::{CacheConfig, NodeSettings};
-use memring::plant::Plants;
 use memring::ring::NodeId;
 use memring::storage::memory::{MemoryBlobStore, MemoryKeyIndex};
 use memring::up::{start_frontend, start_manager, start_node};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::disk::SimDisk;
 use crate::fakes::{
     rds_router, s3_router, RemoteBlobStore, RemoteKeyIndex, StorageFaults, RDS_PORT, S3_PORT,
 };
@@ -42,37 +57,123 @@ pub struct WorldSpec {
     pub slots: Vec<String>,
     /// The pool at start, in join order.
     pub initial_pool: Vec<String>,
-    pub plants: Plants,
     /// Simulated time per step.
     pub tick_ms: u64,
     pub min_latency_ms: u64,
     pub max_latency_ms: u64,
+    /// Rate of the exponential latency curve: the mean delay is about
+    /// `(max - min) / rate`; a small rate is a heavy tail.
+    pub latency_rate: f64,
+    /// Links slower than the rest: (host, host, their largest latency in ms).
+    pub slow_links: Vec<(String, String, u64)>,
     /// Longest simulated run.
     pub duration_s: u64,
     pub stats_interval_ms: u64,
     pub autoscale_interval_ms: u64,
     pub cache: CacheConfig,
+    pub strategy: Strategy,
+    /// Most version floors a node keeps.
+    pub floors_max: usize,
+}
+
+/// Every host of the world but the clients.
+pub fn service_hosts() -> Vec<String> {
+    let mut hosts: Vec<String> = ["frontend", "manager", "s3", "rds"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    hosts.extend(SLOTS.iter().map(|s| s.to_string()));
+    hosts
 }
 
 impl WorldSpec {
+    /// The standard world: 5 ms ticks, 1 to 60 ms links, `modulo` and `lru`, 8 MB
+    /// caches.
     pub fn new(seed: u64) -> Self {
         WorldSpec {
             seed,
             slots: SLOTS.iter().map(|s| s.to_string()).collect(),
             initial_pool: vec![SLOTS[0].to_owned()],
-            plants: Plants::none(),
             tick_ms: 5,
             min_latency_ms: 1,
-            max_latency_ms: 4,
+            max_latency_ms: 60,
+            latency_rate: 6.0,
+            slow_links: Vec::new(),
             duration_s: 3_600,
             stats_interval_ms: 5_000,
             autoscale_interval_ms: 60_000,
             cache: CacheConfig {
                 capacity: 8.0,
-                policy: memring::cache::store::Policy::Lru,
+                policy: Policy::Lru,
             },
+            strategy: Strategy::Modulo,
+            floors_max: FLOORS_MAX_DEFAULT,
         }
     }
+
+    /// A world whose timing and settings are drawn from the seed.
+    pub fn randomized(seed: u64) -> Self {
+        let mut spec = WorldSpec::new(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_3071d);
+        spec.randomize_timing(&mut rng);
+        spec.strategy = if rng.gen_bool(0.5) {
+            Strategy::Modulo
+        } else {
+            Strategy::Minimal
+        };
+        spec.cache.policy = if rng.gen_bool(0.5) {
+            Policy::Lru
+        } else {
+            Policy::Rr
+        };
+        // Images are 2 KiB: from a handful of them per node up to all of them.
+        spec.cache.capacity = [0.008, 0.012, 0.02, 0.05, 8.0][rng.gen_range(0..5)];
+        spec.floors_max = [4, 16, 64, FLOORS_MAX_DEFAULT][rng.gen_range(0..4)];
+        spec
+    }
+
+    /// Draws the latency curve and the slow links from `rng`.
+    pub fn randomize_timing(&mut self, rng: &mut ChaCha8Rng) {
+        self.min_latency_ms = rng.gen_range(1..=3);
+        self.max_latency_ms = rng.gen_range(30..=90);
+        self.latency_rate = rng.gen_range(3.0..10.0);
+        let hosts = service_hosts();
+        self.slow_links.clear();
+        for _ in 0..rng.gen_range(0..6) {
+            let a = &hosts[rng.gen_range(0..hosts.len())];
+            let b = &hosts[rng.gen_range(0..hosts.len())];
+            if a != b {
+                let max_ms = self.max_latency_ms * rng.gen_range(2..=5);
+                self.slow_links.push((a.clone(), b.clone(), max_ms));
+            }
+        }
+    }
+
+    /// One line describing the world, for reports.
+    pub fn describe(&self) -> String {
+        format!(
+            "tick {} ms, links {}..{} ms (rate {:.1}, {} slow), strategy {}, policy {}, cache {} MB, floors {}",
+            self.tick_ms,
+            self.min_latency_ms,
+            self.max_latency_ms,
+            self.latency_rate,
+            self.slow_links.len(),
+            self.strategy.name(),
+            self.cache.policy,
+            self.cache.capacity,
+            self.floors_max
+        )
+    }
+}
+
+/// A built world: the simulation and the handles scenarios inject faults with.
+pub struct World {
+    pub sim: turmoil::Sim<'static>,
+    /// The manager's disk.
+    pub manager_disk: Arc<SimDisk>,
+    /// Faults of the fake S3 and the fake RDS (slow, errors, throttling, lost replies).
+    pub s3_faults: StorageFaults,
+    pub rds_faults: StorageFaults,
 }
 
 fn node_ids(names: &[String]) -> Vec<NodeId> {
@@ -96,7 +197,7 @@ pub fn sim_client(timeout_ms: u64) -> HttpClient {
 type HostResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Builds the world: every host registered, none started until the sim runs.
-pub fn build(spec: &WorldSpec) -> turmoil::Sim<'static> {
+pub fn build(spec: &WorldSpec) -> World {
     let mut builder = turmoil::Builder::new();
     builder
         .epoch(UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
@@ -108,17 +209,21 @@ pub fn build(spec: &WorldSpec) -> turmoil::Sim<'static> {
         .simulation_duration(Duration::from_secs(spec.duration_s))
         .tcp_capacity(4096);
     let mut sim = builder.build();
+    sim.set_message_latency_curve(spec.latency_rate);
 
     // Durable storage lives outside the hosts, so it survives their restarts.
     let seed = spec.seed;
+    let (s3_faults, rds_faults) = (StorageFaults::default(), StorageFaults::default());
+    let (s3_handle, rds_handle) = (s3_faults.clone(), rds_faults.clone());
     let blobs = Arc::new(MemoryBlobStore::default());
     sim.host("s3", move || {
         let blobs = blobs.clone();
+        let faults = s3_faults.clone();
         async move {
             let listener = TurmoilListener::bind(S3_PORT).await?;
             serve(
                 Box::new(listener),
-                s3_router(blobs, StorageFaults::default(), seed),
+                s3_router(blobs, faults, seed),
                 ServerSettings::default(),
                 CancellationToken::new(),
             )
@@ -130,11 +235,12 @@ pub fn build(spec: &WorldSpec) -> turmoil::Sim<'static> {
     let index = Arc::new(MemoryKeyIndex::default());
     sim.host("rds", move || {
         let index = index.clone();
+        let faults = rds_faults.clone();
         async move {
             let listener = TurmoilListener::bind(RDS_PORT).await?;
             serve(
                 Box::new(listener),
-                rds_router(index, StorageFaults::default(), seed),
+                rds_router(index, faults, seed),
                 ServerSettings::default(),
                 CancellationToken::new(),
             )
@@ -163,7 +269,7 @@ pub fn build(spec: &WorldSpec) -> turmoil::Sim<'static> {
                     cache: spec.cache,
                     rng_seed: spec.seed.wrapping_mul(31).wrapping_add(slot as u64),
                     body_max_bytes: 4 * 1024 * 1024,
-                    plants: spec.plants,
+                    floors_max: spec.floors_max,
                     incarnation: spec
                         .seed
                         .wrapping_mul(1_000_003)
@@ -186,10 +292,11 @@ pub fn build(spec: &WorldSpec) -> turmoil::Sim<'static> {
 
     let manager_spec = spec.clone();
     // The manager's disk: its saved state outlives a crash of its host.
-    let manager_disk = Arc::new(memring::manager::state::MemoryStateStore::default());
+    let manager_disk = Arc::new(SimDisk::default());
+    let disk_of_host = manager_disk.clone();
     sim.host("manager", move || {
         let spec = manager_spec.clone();
-        let disk = manager_disk.clone();
+        let disk = disk_of_host.clone();
         async move {
             let span = tracing::info_span!("host", name = "manager");
             let listener = TurmoilListener::bind(MANAGER_PORT).await?;
@@ -200,7 +307,11 @@ pub fn build(spec: &WorldSpec) -> turmoil::Sim<'static> {
             settings.stats_interval_ms = spec.stats_interval_ms;
             settings.autoscale_interval_ms = spec.autoscale_interval_ms;
             settings.cache = spec.cache;
-            settings.state = Some(disk);
+            settings.state = Some(Arc::new(FileStateStore {
+                path: "/var/lib/memring/manager-state.json".into(),
+                disk,
+            }));
+            settings.strategy = spec.strategy;
             let connector: SharedConnector = Arc::new(TurmoilConnector);
             let service = span.in_scope(|| {
                 start_manager(
@@ -239,7 +350,7 @@ pub fn build(spec: &WorldSpec) -> turmoil::Sim<'static> {
                 node_port: NODE_PORT,
                 manager_port: MANAGER_PORT,
                 rng_seed: spec.seed.wrapping_mul(7919).wrapping_add(life),
-                plants: spec.plants,
+                strategy: spec.strategy,
                 ..FrontendSettings::default()
             };
             let connector: SharedConnector = Arc::new(TurmoilConnector);
@@ -257,5 +368,13 @@ pub fn build(spec: &WorldSpec) -> turmoil::Sim<'static> {
             HostResult::Ok(())
         }
     });
-    sim
+    for (a, b, max_ms) in &spec.slow_links {
+        sim.set_link_max_message_latency(a.as_str(), b.as_str(), Duration::from_millis(*max_ms));
+    }
+    World {
+        sim,
+        manager_disk,
+        s3_faults: s3_handle,
+        rds_faults: rds_handle,
+    }
 }

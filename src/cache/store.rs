@@ -2,8 +2,16 @@
 //!
 //! Pure: no I/O, no clock; the random policy draws from a seeded generator. Every
 //! entry carries the key index's version of the image, and the store never lets an
-//! older version replace a newer one (put-if-newer); `invalidate` leaves a bounded
-//! tombstone so that a late put of an older version is refused too.
+//! older version replace a newer one (put-if-newer).
+//!
+//! **Floors.** A key that leaves the store, by invalidation, eviction or removal,
+//! leaves a *floor*: the lowest version a later put of that key may carry. So a late
+//! put of an older image (a delayed fill or move) is refused even after the newer
+//! image was evicted. Floors are bounded (`floors_max`); forgetting one, oldest
+//! first, counts in [`CacheStore::floors_forgotten`], which the node puts in its
+//! fence token, so that every put issued before the forgetting is refused (see
+//! `docs/consistency.md`). Only `clear` drops floors, and a clear changes the
+//! node's fence token too.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -18,8 +26,8 @@ use serde::{Deserialize, Serialize};
 
 /// One megabyte, as capacities are configured.
 pub const MB: u64 = 1024 * 1024;
-/// Most tombstones kept; past it the oldest is forgotten.
-pub const TOMBSTONES_MAX: usize = 65_536;
+/// Most floors kept by default; past it the oldest is forgotten.
+pub const FLOORS_MAX_DEFAULT: usize = 65_536;
 
 /// A map whose hasher has fixed keys: lookups only, its order is never used.
 type FixedHashMap<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
@@ -76,7 +84,8 @@ impl Entry {
 pub enum PutOutcome {
     Stored,
     Replaced,
-    /// A newer version of the key is held or was invalidated: nothing changed.
+    /// A newer version of the key is held, or the key's floor is higher: nothing
+    /// changed.
     StaleRefused,
 }
 
@@ -112,10 +121,16 @@ pub struct CacheStore {
     used_bytes: u64,
     evictions: u64,
     rng: ChaCha8Rng,
-    /// Key -> lowest version still acceptable.
-    tombstones: FixedHashMap<String, u64>,
-    /// Tombstone keys in insertion order, for the bound.
-    tombstone_order: VecDeque<String>,
+    /// Key -> lowest version a put may carry.
+    floors: FixedHashMap<String, u64>,
+    /// Floor keys in the order they were first set, for the bound.
+    floor_order: VecDeque<String>,
+    floors_max: usize,
+    /// Floors forgotten for the bound so far.
+    floors_forgotten: u64,
+    /// Whether an eviction or removal leaves a floor. Off only for the planted bug
+    /// `evict-drops-floor`, which also drops the floor on a put.
+    floors_on_removal: bool,
 }
 
 impl CacheStore {
@@ -130,8 +145,62 @@ impl CacheStore {
             used_bytes: 0,
             evictions: 0,
             rng: ChaCha8Rng::seed_from_u64(rng_seed),
-            tombstones: FixedHashMap::default(),
-            tombstone_order: VecDeque::new(),
+            floors: FixedHashMap::default(),
+            floor_order: VecDeque::new(),
+            floors_max: FLOORS_MAX_DEFAULT,
+            floors_forgotten: 0,
+            floors_on_removal: true,
+        }
+    }
+
+    /// Sets the most floors kept (at least 1); extra ones are forgotten now.
+    pub fn set_floors_max(&mut self, floors_max: usize) {
+        self.floors_max = floors_max.max(1);
+        self.enforce_floor_bound();
+    }
+
+    /// Reproduces bug 1 of the sim-power issue (the planted bug
+    /// `evict-drops-floor`): puts drop the key's floor and removals leave none.
+    pub fn set_legacy_floors(&mut self, legacy: bool) {
+        self.floors_on_removal = !legacy;
+    }
+
+    /// Floors forgotten for the bound since the store was made.
+    pub fn floors_forgotten(&self) -> u64 {
+        self.floors_forgotten
+    }
+
+    /// Floors held now.
+    pub fn floors_len(&self) -> usize {
+        self.floors.len()
+    }
+
+    /// The floor of `key`, if it has one.
+    pub fn floor(&self, key: &str) -> Option<u64> {
+        self.floors.get(key).copied()
+    }
+
+    /// Raises the floor of `key` to `version` (never lowers it).
+    fn raise_floor(&mut self, key: &str, version: u64) {
+        match self.floors.get_mut(key) {
+            Some(floor) => *floor = (*floor).max(version),
+            None => {
+                self.floors.insert(key.to_owned(), version);
+                self.floor_order.push_back(key.to_owned());
+                self.enforce_floor_bound();
+            }
+        }
+        debug_assert_eq!(self.floors.len(), self.floor_order.len());
+    }
+
+    fn enforce_floor_bound(&mut self) {
+        while self.floors.len() > self.floors_max {
+            let oldest = self
+                .floor_order
+                .pop_front()
+                .expect("every floor is in the order");
+            self.floors.remove(&oldest);
+            self.floors_forgotten += 1;
         }
     }
 
@@ -168,7 +237,7 @@ impl CacheStore {
                 capacity_bytes: self.capacity_bytes,
             });
         }
-        if let Some(&floor) = self.tombstones.get(key) {
+        if let Some(&floor) = self.floors.get(key) {
             if entry.version < floor {
                 return Ok(PutOutcome::StaleRefused);
             }
@@ -178,8 +247,10 @@ impl CacheStore {
                 return Ok(PutOutcome::StaleRefused);
             }
         }
-        self.drop_tombstone(key);
-        let replaced = self.remove(key).is_some();
+        if !self.floors_on_removal {
+            self.forget_floor(key);
+        }
+        let replaced = self.take(key).is_some();
         while self.used_bytes + size_bytes > self.capacity_bytes {
             self.evict_one();
         }
@@ -221,35 +292,32 @@ impl CacheStore {
     /// Removes `key` and refuses later puts of versions older than `version`.
     /// Returns true if an entry was removed.
     pub fn invalidate(&mut self, key: &str, version: u64) -> bool {
-        let removed = self.remove(key).is_some();
-        match self.tombstones.get_mut(key) {
-            Some(floor) => *floor = (*floor).max(version),
-            None => {
-                if self.tombstone_order.len() >= TOMBSTONES_MAX {
-                    if let Some(oldest) = self.tombstone_order.pop_front() {
-                        self.tombstones.remove(&oldest);
-                    }
-                }
-                self.tombstones.insert(key.to_owned(), version);
-                self.tombstone_order.push_back(key.to_owned());
-            }
-        }
-        removed
+        let removed = self.take(key);
+        let floor = removed.as_ref().map_or(version, |e| e.version.max(version));
+        self.raise_floor(key, floor);
+        removed.is_some()
     }
 
-    /// Forgets the tombstone of `key`, if any.
-    pub fn clear_tombstone(&mut self, key: &str) {
-        self.drop_tombstone(key);
-    }
-
-    fn drop_tombstone(&mut self, key: &str) {
-        if self.tombstones.remove(key).is_some() {
-            self.tombstone_order.retain(|k| k != key);
+    /// Forgets the floor of `key`, if any. Only the planted bugs use this: a
+    /// forgotten floor lets an older image back in.
+    pub fn forget_floor(&mut self, key: &str) {
+        if self.floors.remove(key).is_some() {
+            self.floor_order.retain(|k| k != key);
         }
     }
 
-    /// Removes `key` without a tombstone (it moved elsewhere).
+    /// Removes `key` (it was evicted, or moved elsewhere); its version stays as
+    /// the key's floor.
     pub fn remove(&mut self, key: &str) -> Option<Entry> {
+        let entry = self.take(key)?;
+        if self.floors_on_removal {
+            self.raise_floor(key, entry.version);
+        }
+        Some(entry)
+    }
+
+    /// Takes `key`'s entry out, leaving no floor.
+    fn take(&mut self, key: &str) -> Option<Entry> {
         let slot = self.slots.remove(key)?;
         self.recency.remove(&slot.tick);
         self.keys.swap_remove(slot.index);
@@ -263,14 +331,14 @@ impl CacheStore {
         Some(slot.entry)
     }
 
-    /// Drops every entry and every tombstone.
+    /// Drops every entry and every floor (the node changes its fence token).
     pub fn clear(&mut self) {
         self.slots.clear();
         self.recency.clear();
         self.keys.clear();
         self.used_bytes = 0;
-        self.tombstones.clear();
-        self.tombstone_order.clear();
+        self.floors.clear();
+        self.floor_order.clear();
     }
 
     /// Sets the capacity; lowering it evicts at once.
@@ -415,24 +483,53 @@ mod tests {
         assert!(!store.invalidate("a", 2)); // keeps the higher floor
         assert_eq!(store.put("a", entry(9, 2)), Ok(PutOutcome::StaleRefused));
         assert_eq!(store.put("a", entry(9, 3)), Ok(PutOutcome::Stored));
-        // The tombstone is gone once a new enough version is stored.
+        // Removing the entry keeps its version as the floor.
         store.remove("a");
-        assert_eq!(store.put("a", entry(9, 1)), Ok(PutOutcome::Stored));
+        assert_eq!(store.put("a", entry(9, 1)), Ok(PutOutcome::StaleRefused));
+        assert_eq!(store.put("a", entry(9, 3)), Ok(PutOutcome::Stored));
         store.invalidate("b", 9);
         store.clear();
         assert_eq!(store.put("b", entry(9, 1)), Ok(PutOutcome::Stored));
     }
 
     #[test]
-    fn tombstones_are_bounded() {
+    fn an_eviction_keeps_the_floor() {
+        // Bug 1 of sim-power: v2 replaced the floor, and its eviction left none.
+        let mut store = CacheStore::new(20, Policy::Lru, 1);
+        store.put("k", entry(9, 1)).unwrap();
+        store.invalidate("k", 2);
+        assert_eq!(store.put("k", entry(9, 2)), Ok(PutOutcome::Stored));
+        store.put("x", entry(9, 1)).unwrap();
+        store.put("y", entry(9, 1)).unwrap(); // evicts k at version 2
+        assert!(store.peek("k").is_none());
+        assert_eq!(store.put("k", entry(9, 1)), Ok(PutOutcome::StaleRefused));
+        assert_eq!(store.floor("k"), Some(2));
+        // The planted bug restores the old behaviour.
+        let mut legacy = CacheStore::new(20, Policy::Lru, 1);
+        legacy.set_legacy_floors(true);
+        legacy.invalidate("k", 2);
+        legacy.put("k", entry(9, 2)).unwrap();
+        legacy.put("x", entry(9, 1)).unwrap();
+        legacy.put("y", entry(9, 1)).unwrap();
+        assert_eq!(legacy.put("k", entry(9, 1)), Ok(PutOutcome::Stored));
+    }
+
+    #[test]
+    fn floors_are_bounded_and_forgetting_is_counted() {
         let mut store = CacheStore::new(100, Policy::Lru, 1);
-        for i in 0..=TOMBSTONES_MAX {
+        store.set_floors_max(3);
+        for i in 0..5 {
             store.invalidate(&i.to_string(), 10);
         }
-        // The first tombstone was forgotten; the last one holds.
+        assert_eq!(store.floors_len(), 3);
+        assert_eq!(store.floors_forgotten(), 2);
+        // The oldest floors went first; the newest hold.
         assert_eq!(store.put("0", entry(1, 1)), Ok(PutOutcome::Stored));
-        let last = TOMBSTONES_MAX.to_string();
-        assert_eq!(store.put(&last, entry(1, 1)), Ok(PutOutcome::StaleRefused));
+        assert_eq!(store.put("4", entry(1, 1)), Ok(PutOutcome::StaleRefused));
+        // Raising an existing floor does not count as a new one.
+        store.invalidate("4", 12);
+        assert_eq!(store.floors_forgotten(), 2);
+        assert_eq!(store.floor("4"), Some(12));
     }
 
     #[derive(Debug, Clone)]
@@ -517,6 +614,47 @@ mod tests {
                 let mut expected: Vec<String> = model.iter().map(|(k, _)| k.clone()).collect();
                 expected.sort();
                 prop_assert_eq!(store.keys_sorted(), expected);
+            }
+        }
+
+        /// No put ever brings back a version older than one the store held or was
+        /// told about, as long as no floor was forgotten (then the fence token
+        /// changes instead) and no clear happened.
+        #[test]
+        fn versions_never_go_back(capacity in 0u64..400, floors_max in 1usize..6, lru in any::<bool>(), ops in proptest::collection::vec(op(), 1..150)) {
+            let policy = if lru { Policy::Lru } else { Policy::Rr };
+            let mut store = CacheStore::new(capacity, policy, 5);
+            store.set_floors_max(floors_max);
+            // Key -> highest version seen, and the forgotten count when it was seen.
+            let mut seen: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Put(k, n, v) => {
+                        let key = k.to_string();
+                        let outcome = store.put(&key, entry(n, v));
+                        if let Some(&(high, forgotten)) = seen.get(&key) {
+                            if v < high && forgotten == store.floors_forgotten() {
+                                prop_assert_eq!(outcome, Ok(PutOutcome::StaleRefused));
+                            }
+                        }
+                        if matches!(outcome, Ok(PutOutcome::Stored | PutOutcome::Replaced)) {
+                            let high = seen.get(&key).map_or(v, |&(h, _)| h.max(v));
+                            seen.insert(key, (high, store.floors_forgotten()));
+                        }
+                    }
+                    Op::Get(k) => { store.get(&k.to_string()); }
+                    Op::Peek(k) => { store.peek(&k.to_string()); }
+                    Op::Invalidate(k, v) => {
+                        let key = k.to_string();
+                        store.invalidate(&key, v);
+                        let high = seen.get(&key).map_or(v, |&(h, _)| h.max(v));
+                        seen.insert(key, (high, store.floors_forgotten()));
+                    }
+                    Op::Remove(k) => { store.remove(&k.to_string()); }
+                    Op::Capacity(c) => store.set_capacity(c),
+                    Op::Clear => { store.clear(); seen.clear(); }
+                }
+                prop_assert!(store.floors_len() <= floors_max);
             }
         }
 

@@ -47,10 +47,10 @@ pub struct FrontendSettings {
     pub move_timeout_ms: u64,
     /// How often quarantined nodes are retried.
     pub heal_interval_ms: u64,
+    /// How often the manager's pool is re-checked once known.
+    pub sync_interval_ms: u64,
     /// Seed of the object-name generator.
     pub rng_seed: u64,
-    /// Planted bugs (simulation only; none by default).
-    pub plants: crate::plant::Plants,
 }
 
 impl Default for FrontendSettings {
@@ -64,8 +64,8 @@ impl Default for FrontendSettings {
             node_timeout_ms: 1_000,
             move_timeout_ms: 30_000,
             heal_interval_ms: 1_000,
+            sync_interval_ms: 5_000,
             rng_seed: 0,
-            plants: crate::plant::Plants::none(),
         }
     }
 }
@@ -94,6 +94,10 @@ pub struct FrontendState {
     fences: Mutex<BTreeMap<NodeId, String>>,
     /// Serialises rebalances: a notify that arrives during one waits for it.
     rebalance_lock: tokio::sync::Mutex<()>,
+    /// Uploads hold it shared from their blob write to their row commit;
+    /// `clear/data` holds it alone, so it never deletes the blob of an upload whose
+    /// row is about to commit.
+    uploads_gate: tokio::sync::RwLock<()>,
     rng: Mutex<ChaCha8Rng>,
     /// Background cache fills in flight; a fill that finds none free is skipped.
     fills: Arc<tokio::sync::Semaphore>,
@@ -126,6 +130,7 @@ impl FrontendState {
             quarantine: Mutex::new(BTreeSet::new()),
             fences: Mutex::new(BTreeMap::new()),
             rebalance_lock: tokio::sync::Mutex::new(()),
+            uploads_gate: tokio::sync::RwLock::new(()),
             rng: Mutex::new(rng),
             fills: Arc::new(tokio::sync::Semaphore::new(FILLS_IN_FLIGHT_MAX)),
         })
@@ -169,6 +174,25 @@ impl FrontendState {
     /// The fence token of `node`, if this front-end has cleared it.
     fn fence(&self, node: &NodeId) -> Option<String> {
         lock(&self.fences).get(node).cloned()
+    }
+
+    /// Takes `token` for `node` if it is the same life and clear as the token held
+    /// but with more floors forgotten (the node said so when refusing a put).
+    fn adopt_later_fence(&self, node: &NodeId, token: &str) -> bool {
+        use crate::node::protocol::Fence;
+        let Ok(offered) = token.parse::<Fence>() else {
+            return false;
+        };
+        let mut fences = lock(&self.fences);
+        let Some(held) = fences.get(node).and_then(|t| t.parse::<Fence>().ok()) else {
+            return false;
+        };
+        if offered.supersedes(&held) {
+            fences.insert(node.clone(), token.to_owned());
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -227,19 +251,28 @@ pub async fn run_background(state: Arc<FrontendState>, shutdown: CancellationTok
             if state.settings.manager_addr.is_none() {
                 return;
             }
-            // Retry with a growing pause until the manager answers.
+            // Until the manager answers, retry with a growing pause; afterwards
+            // re-check its pool every `sync_interval_ms`, so a notify that never
+            // arrived (or a pool told by someone else) is corrected.
             let mut backoff_ms = 100;
-            while state.routing().is_none() {
+            loop {
+                let known = state.routing().is_some();
                 match rebalance::sync_with_manager(&state).await {
-                    Ok(()) => break,
-                    Err(error) => tracing::debug!(%error, "the manager did not give the pool yet"),
+                    Ok(()) => backoff_ms = state.settings.sync_interval_ms,
+                    Err(error) => {
+                        tracing::debug!(%error, "the manager's pool was not taken");
+                        if !known {
+                            backoff_ms = (backoff_ms * 2).min(2_000);
+                        } else {
+                            backoff_ms = state.settings.sync_interval_ms;
+                        }
+                    }
                 }
                 tokio::select! {
                     biased;
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_millis(backoff_ms)) => {}
                 }
-                backoff_ms = (backoff_ms * 2).min(2_000);
             }
         }
     };

@@ -11,7 +11,10 @@ use tracing::Instrument;
 use super::{lock, FrontendState};
 use crate::api::ApiError;
 use crate::key::validate_key;
-use crate::node::protocol::{item_path, FENCE_HEADER, FENCE_MISMATCH_HEADER, VERSION_HEADER};
+use crate::node::protocol::{
+    item_path, FenceRefusal, FENCE_CURRENT_HEADER, FENCE_HEADER, FENCE_MISMATCH_HEADER,
+    VERSION_HEADER,
+};
 use crate::ring::partition;
 
 /// How often a read retries the index when the object it named was replaced
@@ -134,6 +137,7 @@ fn fill(
     let image = image.clone();
     let task = async move {
         let _permit = permit;
+        crate::buggify!("read.before_fill");
         let addr = state.node_addr(&node);
         let mime = HeaderValue::from_str(&image.mime)
             .unwrap_or(HeaderValue::from_static(crate::mime::OCTET_STREAM));
@@ -144,7 +148,8 @@ fn fill(
                 HeaderValue::from(image.version),
             ),
         ];
-        if let Ok(fence) = HeaderValue::from_str(&fence) {
+        let sent_fence = fence;
+        if let Ok(fence) = HeaderValue::from_str(&sent_fence) {
             headers.push((http::header::HeaderName::from_static(FENCE_HEADER), fence));
         }
         match state
@@ -160,9 +165,26 @@ fn fill(
             .await
         {
             Ok(reply) if reply.headers.contains_key(FENCE_MISMATCH_HEADER) => {
-                // The node was cleared or restarted behind this front-end's back:
-                // bypass it until the healer has cleared it and learned its token.
-                state.quarantine(&node);
+                let floors_only = reply.headers.get(FENCE_MISMATCH_HEADER).is_some_and(|v| {
+                    v.as_bytes() == FenceRefusal::FloorsForgotten.as_str().as_bytes()
+                });
+                let current = reply
+                    .headers
+                    .get(FENCE_CURRENT_HEADER)
+                    .and_then(|v| v.to_str().ok());
+                match current {
+                    // The node only forgot floors: nothing stale got in, and later
+                    // fills may use its new token.
+                    Some(token) if floors_only => {
+                        state.adopt_later_fence(&node, token);
+                    }
+                    // This front-end cleared the node since the fill began: the
+                    // refusal is the fence doing its work.
+                    _ if state.fence(&node).as_deref() != Some(sent_fence.as_str()) => {}
+                    // The node was cleared or restarted behind this front-end's back:
+                    // bypass it until the healer has cleared it and learned its token.
+                    _ => state.quarantine(&node),
+                }
             }
             Ok(reply) if reply.status.is_success() || reply.status == StatusCode::CONFLICT => {}
             Ok(reply) => tracing::debug!(%node, %key, status = %reply.status, "fill refused"),

@@ -14,7 +14,6 @@ use crate::api::ApiError;
 use crate::assign::Assignment;
 use crate::balance::{plan_from, plan_to, BalancePlan, PlanSettings};
 use crate::node::protocol::{FENCES_HEADER, MOVE_KEYS_PATH};
-use crate::plant::Plant;
 use crate::render::plan_lines;
 use crate::ring::{NodeId, Pool};
 
@@ -115,6 +114,25 @@ pub async fn rebalance_to(
         });
     };
     let (old_pool, old_mapping) = (current.pool.clone(), current.mapping.clone());
+    if directive.epoch == Some(current.epoch)
+        && members.len() == old_pool.len()
+        && members.iter().all(|node| old_pool.contains(node))
+    {
+        // The pool in force, told again (a re-notify, or the manager's answer
+        // after the front-end took the pool from it): nothing to do.
+        let plan = plan_to(
+            &old_pool,
+            &old_mapping,
+            &old_pool,
+            old_mapping.clone(),
+            &state.cached_keys(),
+            settings.manager_port,
+        );
+        return Ok(Rebalanced {
+            plan,
+            failed_orders: 0,
+        });
+    }
     let new_pool = old_pool
         .transition_to(members)
         .map_err(|error| ApiError::bad_request(error.to_string()))?;
@@ -146,7 +164,7 @@ pub async fn rebalance_to(
         .collect();
     clear_nodes(state, &newcomers).await;
 
-    if state.settings.plants.has(Plant::StaleRoute) {
+    if crate::planted!(StaleRoute) {
         // Planted bug: the new pool is taken but routing keeps the old mapping.
         state.set_routing(Routing {
             pool: new_pool.clone(),
@@ -161,6 +179,7 @@ pub async fn rebalance_to(
         });
     }
 
+    crate::buggify!("rebalance.after_switch");
     let orders = plan.balance_result.iter().map(|entry| async move {
         let addr = state.node_addr(&entry.send_to);
         // A quarantined node may hold images it missed the invalidation of: it

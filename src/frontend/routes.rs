@@ -192,7 +192,21 @@ async fn notify(
         epoch: notify.epoch,
         assignment: notify.assignment,
     };
-    let done = rebalance_to(&state, &members, &directive).await?;
+    let done = match rebalance_to(&state, &members, &directive).await {
+        Ok(done) => done,
+        Err(error) if error.status == StatusCode::CONFLICT => {
+            // Name the epoch in force, so that a manager that lost its state can
+            // move past it.
+            let epoch = state.routing().map_or(0, |routing| routing.epoch);
+            let mut response = error.into_response();
+            response.headers_mut().insert(
+                header::HeaderName::from_static(crate::node::protocol::EPOCH_HEADER),
+                HeaderValue::from(epoch),
+            );
+            return Ok(response);
+        }
+        Err(error) => return Err(error),
+    };
     Ok(api::ok_with(json!({
         "pool": done.plan.new_pool,
         "orders": done.plan.balance_result.len(),
@@ -201,6 +215,13 @@ async fn notify(
 }
 
 async fn clear_data(State(state): State<Arc<FrontendState>>) -> Result<Response, ApiError> {
+    // Waits for uploads between their blob write and their row commit, and holds
+    // new ones back until the blobs are swept.
+    let gate = if crate::planted!(ClearRacesUpload) {
+        None
+    } else {
+        Some(state.uploads_gate.write().await)
+    };
     let rows = state
         .index
         .delete_all()
@@ -218,6 +239,7 @@ async fn clear_data(State(state): State<Arc<FrontendState>>) -> Result<Response,
             tracing::warn!(%object, %error, "could not delete object");
         }
     }
+    drop(gate);
     clear_cache(&state).await;
     Ok(api::ok())
 }

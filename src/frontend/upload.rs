@@ -6,6 +6,7 @@
 //! with its answer lost, the new one); the blob is never half-written, as blobs
 //! are put atomically under fresh names.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -18,8 +19,8 @@ use tracing::Instrument;
 use super::{lock, FrontendState};
 use crate::api::ApiError;
 use crate::node::protocol::item_path;
-use crate::plant::Plant;
-use crate::storage::StorageError;
+use crate::ring::NodeId;
+use crate::storage::{StorageError, Upserted};
 
 /// Attempts at finding an unused object name.
 const OBJECT_NAME_ATTEMPTS_MAX: usize = 3;
@@ -33,47 +34,78 @@ pub struct Upload {
 
 /// Stores an upload; returns the new version once the index row is durable.
 pub async fn store(state: &Arc<FrontendState>, upload: Upload) -> Result<u64, ApiError> {
+    // Shared with other uploads, exclusive of `clear/data`, from the blob write to
+    // the row commit: a clear never deletes the blob of a row about to commit.
+    let gate = if crate::planted!(ClearRacesUpload) {
+        None
+    } else {
+        Some(state.uploads_gate.read().await)
+    };
     let object = put_blob(state, &upload).await?;
-    if state.settings.plants.has(Plant::AckBeforeDurable) {
+    crate::buggify!("upload.before_commit");
+    if crate::planted!(AckBeforeDurable) {
         // Planted bug: acknowledge now and commit in the background.
+        drop(gate);
         let state = state.clone();
         let spawner = state.client.spawner();
-        spawner.spawn(async move { commit(&state, upload, object).await }.in_current_span());
+        spawner.spawn(
+            async move {
+                let _ = commit(&state, &upload, &object).await;
+                finish(&state, &upload, &object, None).await;
+            }
+            .in_current_span(),
+        );
         return Ok(0);
     }
-    commit(state, upload, object).await
+    let committed = commit(state, &upload, &object).await;
+    drop(gate);
+    let upserted = committed?;
+    finish(state, &upload, &object, Some(&upserted)).await;
+    Ok(upserted.version)
 }
 
-/// Commits the index row for an object already written, then invalidates.
+/// Commits the index row for an object already written.
 async fn commit(
     state: &Arc<FrontendState>,
-    upload: Upload,
-    object: String,
-) -> Result<u64, ApiError> {
-    let upserted = match state.index.upsert(&upload.key, &object, &upload.mime).await {
-        Ok(upserted) => upserted,
-        Err(error) => {
+    upload: &Upload,
+    object: &str,
+) -> Result<Upserted, ApiError> {
+    state
+        .index
+        .upsert(&upload.key, object, &upload.mime)
+        .await
+        .map_err(|error| {
             // The blob is not deleted: the row may have committed with its answer
             // lost, and then it points at this blob. Unreferenced, it is garbage
             // that `clear/data` sweeps; deleted, it could lose the key's image.
             tracing::warn!(%object, %error, "the key index did not confirm the upload");
-            return Err(ApiError::unavailable(format!(
-                "the key index did not commit: {error}"
-            )));
-        }
+            ApiError::unavailable(format!("the key index did not commit: {error}"))
+        })
+}
+
+/// After the commit: invalidates the key everywhere, then deletes the replaced
+/// object.
+async fn finish(
+    state: &Arc<FrontendState>,
+    upload: &Upload,
+    object: &str,
+    upserted: Option<&Upserted>,
+) {
+    let Some(upserted) = upserted else {
+        return;
     };
-    if !state.settings.plants.has(Plant::SkipInvalidate) {
+    crate::buggify!("upload.after_commit");
+    if !crate::planted!(SkipInvalidate) {
         invalidate_everywhere(state, &upload.key, upserted.version).await;
     }
     lock(&state.cached).remove(&upload.key);
-    if let Some(previous) = upserted.previous_object {
+    if let Some(previous) = &upserted.previous_object {
         if previous != object {
-            if let Err(error) = state.blobs.delete(&previous).await {
+            if let Err(error) = state.blobs.delete(previous).await {
                 tracing::warn!(%previous, %error, "could not delete the replaced object");
             }
         }
     }
-    Ok(upserted.version)
 }
 
 /// Writes the bytes under a fresh object name.
@@ -98,36 +130,71 @@ async fn put_blob(state: &Arc<FrontendState>, upload: &Upload) -> Result<String,
     Err(ApiError::internal("could not find a free object name"))
 }
 
+/// Rounds of invalidation while the pool keeps changing under an upload.
+const INVALIDATION_ROUNDS_MAX: usize = 8;
+
 /// Invalidates `key` at `version` on every node of the pool. A node that does not
 /// confirm is quarantined: reads bypass it until it has been cleared.
+///
+/// The pool may change while the calls are out: a node that joins during the
+/// fan-out could then receive the old image from its previous owner after the
+/// fan-out passed it by. So after each round the routing is read again, and nodes
+/// that joined are invalidated too, until a round finds every member done.
 pub(super) async fn invalidate_everywhere(state: &Arc<FrontendState>, key: &str, version: u64) {
-    let Some(routing) = state.routing() else {
-        return;
-    };
     let path = format!("{}?version={version}", item_path(key));
-    let calls = routing.pool.nodes().iter().map(|node| {
-        let path = path.clone();
-        async move {
-            let addr = state.node_addr(node);
-            let outcome = state
-                .client
-                .send_with_timeout(
-                    Method::DELETE,
-                    &addr,
-                    &path,
-                    &[],
-                    Bytes::new(),
-                    state.settings.node_timeout_ms,
-                )
-                .await;
-            (node, outcome)
+    let mut done: BTreeSet<NodeId> = BTreeSet::new();
+    for _ in 0..INVALIDATION_ROUNDS_MAX {
+        let Some(routing) = state.routing() else {
+            return;
+        };
+        let todo: Vec<&NodeId> = routing
+            .pool
+            .nodes()
+            .iter()
+            .filter(|node| !done.contains(*node))
+            .collect();
+        if todo.is_empty() {
+            return;
         }
-    });
-    for (node, outcome) in join_all(calls).await {
-        let confirmed = matches!(&outcome, Ok(reply) if reply.status.is_success());
-        if !confirmed {
-            tracing::warn!(%node, %key, "invalidation not confirmed");
-            state.quarantine(node);
+        let calls = todo.into_iter().map(|node| {
+            let path = path.clone();
+            async move {
+                crate::buggify!("upload.invalidate.before_send");
+                let addr = state.node_addr(node);
+                let outcome = state
+                    .client
+                    .send_with_timeout(
+                        Method::DELETE,
+                        &addr,
+                        &path,
+                        &[],
+                        Bytes::new(),
+                        state.settings.node_timeout_ms,
+                    )
+                    .await;
+                (node, outcome)
+            }
+        });
+        for (node, outcome) in join_all(calls).await {
+            let confirmed = matches!(&outcome, Ok(reply) if reply.status.is_success());
+            if !confirmed {
+                tracing::warn!(%node, %key, "invalidation not confirmed");
+                state.quarantine(node);
+            }
+            done.insert(node.clone());
+        }
+        if crate::planted!(InvalidateStaleRouting) {
+            // Planted bug: the pool read once is the pool invalidated.
+            return;
+        }
+    }
+    // The pool kept changing: whoever was not reached is bypassed until cleared.
+    if let Some(routing) = state.routing() {
+        for node in routing.pool.nodes() {
+            if !done.contains(node) {
+                tracing::warn!(%node, %key, "pool kept changing; node not invalidated");
+                state.quarantine(node);
+            }
         }
     }
 }

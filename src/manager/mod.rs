@@ -103,9 +103,9 @@ struct Inner {
     /// The assignment of the pool, and its epoch: one more at every pool change.
     mapping: crate::assign::Assignment,
     epoch: u64,
-    /// The newest epoch the front-end acknowledged; behind `epoch` means it still
-    /// has to be told, which the health loop retries.
-    acked_epoch: u64,
+    /// The newest epoch the front-end acknowledged; behind `epoch`, or unknown (as
+    /// after a start), means it still has to be told, which the health loop does.
+    acked_epoch: Option<u64>,
     /// Nodes taken out of the pool because they failed their health checks; they
     /// rejoin (empty) when they answer again. Still counted as wanted capacity.
     ejected: Vec<NodeId>,
@@ -156,7 +156,7 @@ impl ManagerState {
         let inner = Inner {
             mapping,
             epoch: 0,
-            acked_epoch: 0,
+            acked_epoch: None,
             pool,
             ejected: Vec::new(),
             health_failures: BTreeMap::new(),
@@ -384,11 +384,8 @@ impl ManagerState {
 
         let notified = self
             .notify_frontend(&new, mode, change, epoch, &mapping)
-            .await;
-        if notified {
-            let mut inner = self.inner();
-            inner.acked_epoch = inner.acked_epoch.max(epoch);
-        }
+            .await
+            .is_some();
         let timeout = Duration::from_millis(self.settings.move_callback_timeout_ms);
         let stops = waits.into_iter().map(|(node, receiver)| async move {
             // Without a notified front-end no move order comes, and an ejected node
@@ -409,6 +406,13 @@ impl ManagerState {
         Ok(new)
     }
 
+    /// Tells the front-end the pool, its epoch and assignment; returns the epoch the
+    /// front-end acknowledged, if it did.
+    ///
+    /// A front-end that holds a newer epoch refuses with 409 and names its epoch:
+    /// this manager's saved state was lost or is older. The manager is the source
+    /// of truth for the pool, so it moves its epoch past the front-end's, saves it,
+    /// and tells the front-end again.
     async fn notify_frontend(
         &self,
         pool: &[NodeId],
@@ -416,18 +420,17 @@ impl ManagerState {
         change: &str,
         epoch: u64,
         mapping: &crate::assign::Assignment,
-    ) -> bool {
-        let Some(frontend) = &self.settings.frontend_addr else {
-            return false;
-        };
-        let body = json!({
-            "node_ip": pool,
-            "mode": mode,
-            "change": change,
-            "epoch": epoch,
-            "assignment": mapping,
-        });
+    ) -> Option<u64> {
+        let frontend = self.settings.frontend_addr.as_ref()?;
+        let mut epoch = epoch;
         for attempt in 1..=self.settings.notify_attempts_max {
+            let body = json!({
+                "node_ip": pool,
+                "mode": mode,
+                "change": change,
+                "epoch": epoch,
+                "assignment": mapping,
+            });
             let outcome = self
                 .client
                 .send_with_timeout(
@@ -443,14 +446,34 @@ impl ManagerState {
                 )
                 .await;
             match outcome {
-                Ok(reply) if reply.status.is_success() => return true,
-                // The front-end holds a newer epoch than this manager: its state was
-                // lost. Retrying cannot help.
+                Ok(reply) if reply.status.is_success() => {
+                    let mut inner = self.inner();
+                    inner.acked_epoch = Some(inner.acked_epoch.unwrap_or(0).max(epoch));
+                    return Some(epoch);
+                }
                 Ok(reply) if reply.status == http::StatusCode::CONFLICT => {
-                    tracing::error!(
-                        "the front-end refused an old epoch; was the manager's state lost?"
-                    );
-                    return false;
+                    let theirs = reply
+                        .headers
+                        .get(crate::node::protocol::EPOCH_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok());
+                    match theirs {
+                        Some(theirs) if !crate::planted!(ManagerEpochReset) => {
+                            epoch = self.overtake_epoch(epoch, theirs).await;
+                            tracing::warn!(
+                                theirs,
+                                epoch,
+                                "the front-end held a newer epoch; this manager's state was lost or older, so it moves past it"
+                            );
+                            continue;
+                        }
+                        _ => {
+                            tracing::error!(
+                                "the front-end refused an old epoch; was the manager's state lost?"
+                            );
+                            return None;
+                        }
+                    }
                 }
                 Ok(reply) => {
                     tracing::warn!(status = %reply.status, attempt, "front-end refused the notify")
@@ -461,7 +484,21 @@ impl ManagerState {
             tokio::time::sleep(Duration::from_millis(100 << attempt.min(8))).await;
         }
         tracing::error!("front-end not notified; it will take the pool when it restarts");
-        false
+        None
+    }
+
+    /// Moves this manager's epoch past `theirs` (the front-end's), saves it, and
+    /// returns the new epoch. Leaves a newer epoch alone (one taken meanwhile).
+    async fn overtake_epoch(&self, ours: u64, theirs: u64) -> u64 {
+        let epoch = {
+            let mut inner = self.inner();
+            if inner.epoch == ours {
+                inner.epoch = ours.max(theirs) + 1;
+            }
+            inner.epoch
+        };
+        self.persist().await;
+        epoch
     }
 
     /// Stops a node that left the pool: it is cleared so that it rejoins empty.
@@ -599,7 +636,7 @@ impl ManagerState {
     pub async fn renotify_if_behind(self: &Arc<Self>) {
         let behind = {
             let inner = self.inner();
-            inner.acked_epoch < inner.epoch
+            inner.acked_epoch.is_none_or(|acked| acked < inner.epoch)
         };
         if !behind {
             return;
@@ -614,13 +651,8 @@ impl ManagerState {
             (inner.pool.clone(), inner.epoch, inner.mapping.clone(), mode)
         };
         tracing::info!(epoch, "telling the front-end the pool again");
-        if self
-            .notify_frontend(&pool, mode, "increase", epoch, &mapping)
-            .await
-        {
-            let mut inner = self.inner();
-            inner.acked_epoch = inner.acked_epoch.max(epoch);
-        }
+        self.notify_frontend(&pool, mode, "increase", epoch, &mapping)
+            .await;
     }
 
     pub async fn health_round(self: &Arc<Self>) {

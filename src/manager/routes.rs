@@ -106,8 +106,11 @@ async fn manual(
         }
     };
     let pool = state.resize_by_one(grow).await?;
+    // Nodes ejected for failing health checks rejoin when they answer again: the
+    // size asked for counts them.
+    let wanted = pool.len() + state.inner().ejected.len();
     Ok(api::ok_with(json!({
-        "content": { "size": pool.len(), "node_ip_list": pool },
+        "content": { "size": pool.len(), "node_ip_list": pool, "wanted": wanted },
     })))
 }
 

@@ -83,8 +83,8 @@ pub struct NodeSettings {
     pub rng_seed: u64,
     /// Largest item body accepted.
     pub body_max_bytes: usize,
-    /// Planted bugs (simulation only; none by default).
-    pub plants: crate::plant::Plants,
+    /// Most version floors the store keeps (see [`CacheStore`]).
+    pub floors_max: usize,
     /// This life of the node, part of its fence token; a restarted node must
     /// draw a new one (production seeds it from the operating system).
     pub incarnation: u64,
@@ -110,11 +110,13 @@ pub struct NodeState {
 
 impl NodeState {
     pub fn new(settings: NodeSettings, client: HttpClient) -> Arc<Self> {
-        let store = CacheStore::new(
+        let mut store = CacheStore::new(
             settings.cache.capacity_bytes(),
             settings.cache.policy,
             settings.rng_seed,
         );
+        store.set_floors_max(settings.floors_max);
+        store.set_legacy_floors(crate::planted!(EvictDropsFloor));
         Arc::new(NodeState {
             settings,
             store: Mutex::new(store),
@@ -124,14 +126,16 @@ impl NodeState {
         })
     }
 
-    /// The current fence token: this life and the clears so far. Call with the
-    /// store lock held so it cannot change under the caller.
-    fn fence_token(&self) -> String {
-        format!(
-            "{:016x}-{}",
-            self.settings.incarnation,
-            self.clears.load(Ordering::Relaxed)
-        )
+    /// The current fence token: this life, the clears so far and the floors the
+    /// store forgot so far. Call with the store lock held so it cannot change under
+    /// the caller.
+    fn fence_token(&self, store: &CacheStore) -> String {
+        protocol::Fence {
+            incarnation: self.settings.incarnation,
+            clears: self.clears.load(Ordering::Relaxed),
+            floors_forgotten: store.floors_forgotten(),
+        }
+        .to_string()
     }
 
     fn store(&self) -> MutexGuard<'_, CacheStore> {
@@ -256,24 +260,37 @@ async fn put_item(
     let fence = headers
         .get(protocol::FENCE_HEADER)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .and_then(|v| v.parse::<protocol::Fence>().ok());
     let mut store = state.store();
-    if let Some(fence) = fence {
-        if fence != state.fence_token() {
-            drop(store);
-            let mut response =
-                ApiError::new(StatusCode::CONFLICT, "stale fence token").into_response();
-            response.headers_mut().insert(
-                header::HeaderName::from_static(protocol::FENCE_MISMATCH_HEADER),
-                HeaderValue::from_static("1"),
-            );
-            return Ok(response);
+    let current = state.fence_token(&store);
+    let refusal = match fence {
+        // A put with no fence cannot prove it is not older than a clear.
+        None => Some(protocol::FenceRefusal::Reset),
+        Some(fence) => fence.refusal(&current.parse().expect("own token parses")),
+    };
+    if let Some(refusal) = refusal {
+        drop(store);
+        let mut response = ApiError::new(StatusCode::CONFLICT, "stale fence token").into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::HeaderName::from_static(protocol::FENCE_MISMATCH_HEADER),
+            HeaderValue::from_static(refusal.as_str()),
+        );
+        if refusal == protocol::FenceRefusal::FloorsForgotten {
+            // Nothing stale got in: the sender may take the new token at once.
+            if let Ok(value) = HeaderValue::from_str(&current) {
+                headers.insert(
+                    header::HeaderName::from_static(protocol::FENCE_CURRENT_HEADER),
+                    value,
+                );
+            }
         }
+        return Ok(response);
     }
-    if moved && state.settings.plants.has(crate::plant::Plant::StaleMove) {
+    if moved && crate::planted!(StaleMove) {
         // Planted bug: a moved value replaces whatever is here, newer or not.
         store.remove(&key);
-        store.clear_tombstone(&key);
+        store.forget_floor(&key);
     }
     let outcome = store.put(&key, entry);
     drop(store);
@@ -313,7 +330,7 @@ async fn clear(State(state): State<Arc<NodeState>>) -> Response {
         let mut store = state.store();
         store.clear();
         state.clears.fetch_add(1, Ordering::Relaxed);
-        state.fence_token()
+        state.fence_token(&store)
     };
     api::ok_with(json!({ "fence": fence }))
 }
@@ -409,6 +426,7 @@ async fn hand_over(
             let state = state.clone();
             async move {
                 let entry = state.store().peek(&key).cloned()?;
+                crate::buggify!("node.move.after_read");
                 let headers = [
                     (
                         header::CONTENT_TYPE,

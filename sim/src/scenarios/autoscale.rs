@@ -16,12 +16,12 @@ use crate::world::{build, WorldSpec};
 
 pub fn run(run: &Run) -> RunOutput {
     let mut spec = WorldSpec::new(run.seed);
-    spec.plants = run.plants;
     // A small cache per node: 40 images of 16 KiB fit in about three nodes.
     spec.cache.capacity = 0.25;
     spec.autoscale_interval_ms = 20_000;
     spec.stats_interval_ms = 2_000;
-    let mut sim = build(&spec);
+    let mut world = build(&spec);
+    let sim = &mut world.sim;
     let history = History::default();
     let problems: Arc<Mutex<Vec<Violation>>> = Arc::default();
     let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();

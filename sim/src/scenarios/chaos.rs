@@ -1,63 +1,52 @@
-//! `chaos`: the random workload plus random faults from a menu — node bounces,
-//! partitions between any two hosts (one-way too, S3 and RDS included), latency
-//! spikes, a manager crash, a front-end restart — with resizes during the faults.
-//! Every fault is healed before the end; then the system is checked at quiescence.
+//! `chaos`: the random workload plus random faults from the whole menu, on every
+//! host: node bounces and crashes, partitions (one-way too), clogged links whose
+//! segments arrive late, paused hosts (zombies), slow links, a manager that loses
+//! power (unsynced writes lost) or its disk, a front-end restart, and slow,
+//! failing, throttling or reply-losing storage. Resizes, clears, listings and cache
+//! settings go on meanwhile, and buggify points fire inside the services. Every
+//! fault is healed before the end; then the system is checked at quiescence.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::harness::{problem, Harness, Scheduled};
 use super::workload::{
-    check_pool, check_stats, client_loop, final_reads, keep_last_final_reads, Workload,
+    admin_loop, check_pool, check_recovery, check_stats, final_reads, AdminMix, Workload,
 };
-use crate::checker::{check_history, Invariant, Violation};
-use crate::driver::Driver;
-use crate::history::History;
+use crate::checker::Invariant;
+use crate::faults::Fault;
 use crate::run::{Run, RunOutput};
-use crate::world::{build, WorldSpec, SLOTS};
+use crate::world::{service_hosts, WorldSpec, SLOTS};
 
 /// How long faults are injected, in simulated ms.
 const FAULT_WINDOW_MS: u64 = 60_000;
 /// Healing happens here; checks follow.
 const HEAL_AT_MS: u64 = FAULT_WINDOW_MS + 2_000;
 
-/// One fault of the menu.
-#[derive(Clone, Debug)]
-enum Fault {
-    Bounce(String),
-    /// A node down for a while, then started again (empty).
-    CrashNode(String),
-    Partition(String, String),
-    PartitionOneWay(String, String),
-    LatencySpike(String, String),
-    CrashManager,
-    RestartFrontend,
-}
-
+/// The hosts faults may reach: every service host and the workload clients.
 fn hosts() -> Vec<String> {
-    let mut hosts: Vec<String> = ["frontend", "manager", "s3", "rds"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    hosts.extend(SLOTS.iter().take(6).map(|s| s.to_string()));
+    let mut hosts = service_hosts();
+    hosts.extend(["client1", "client2"].iter().map(|s| s.to_string()));
     hosts
 }
 
-fn schedule(seed: u64) -> Vec<(u64, u64, Fault)> {
+/// A random schedule of 6 to 13 faults.
+pub fn schedule(seed: u64) -> Vec<Scheduled> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc4a0_5eed);
     let hosts = hosts();
     let mut faults = Vec::new();
     let count = rng.gen_range(6..14);
     for _ in 0..count {
-        let at = rng.gen_range(2_000..FAULT_WINDOW_MS - 5_000);
-        let lasts = rng.gen_range(1_000..8_000);
+        let at_ms = rng.gen_range(2_000..FAULT_WINDOW_MS - 5_000);
+        let lasts_ms = rng.gen_range(1_000..8_000);
         let pick = |rng: &mut ChaCha8Rng| hosts[rng.gen_range(0..hosts.len())].clone();
-        // Most faults touch the front-end, whose links carry every request.
+        // Most link faults touch the front-end, whose links carry every request.
         let pair = |rng: &mut ChaCha8Rng| loop {
-            let a = if rng.gen_bool(0.7) {
+            let a = if rng.gen_bool(0.6) {
                 "frontend".to_owned()
             } else {
                 pick(rng)
@@ -67,58 +56,94 @@ fn schedule(seed: u64) -> Vec<(u64, u64, Fault)> {
                 return if rng.gen_bool(0.5) { (a, b) } else { (b, a) };
             }
         };
-        let fault = match rng.gen_range(0..7) {
-            6 => Fault::CrashNode(SLOTS[rng.gen_range(0..6)].to_owned()),
-            0 => Fault::Bounce(SLOTS[rng.gen_range(0..6)].to_owned()),
-            1 => {
+        let node = |rng: &mut ChaCha8Rng| SLOTS[rng.gen_range(0..SLOTS.len())].to_owned();
+        let store = |rng: &mut ChaCha8Rng| if rng.gen_bool(0.5) { "s3" } else { "rds" }.to_owned();
+        let fault = match rng.gen_range(0..16) {
+            0 => Fault::Bounce(node(&mut rng)),
+            1 => Fault::Crash(node(&mut rng)),
+            2 | 3 => {
                 let (a, b) = pair(&mut rng);
                 Fault::Partition(a, b)
             }
-            2 => {
+            4 => {
                 let (a, b) = pair(&mut rng);
                 Fault::PartitionOneWay(a, b)
             }
-            3 => {
+            5 | 6 => {
                 let (a, b) = pair(&mut rng);
-                Fault::LatencySpike(a, b)
+                Fault::Clog(a, b)
             }
-            4 => Fault::CrashManager,
-            _ => Fault::RestartFrontend,
+            7 => {
+                let candidates = ["frontend", "manager", "s3", "rds"];
+                let host = if rng.gen_bool(0.5) {
+                    candidates[rng.gen_range(0..candidates.len())].to_owned()
+                } else {
+                    node(&mut rng)
+                };
+                Fault::Pause(host)
+            }
+            8 => {
+                let (a, b) = pair(&mut rng);
+                Fault::Slow(a, b, rng.gen_range(300..1_500))
+            }
+            9 => Fault::CrashManager,
+            10 => {
+                if rng.gen_bool(0.4) {
+                    Fault::CrashManagerLosingDisk
+                } else {
+                    Fault::CrashManager
+                }
+            }
+            11 => Fault::RestartFrontend,
+            12 => Fault::StorageSlow(store(&mut rng), rng.gen_range(200..1_800)),
+            13 => Fault::StorageErrors(store(&mut rng), rng.gen_range(100..600)),
+            14 => Fault::StorageThrottled(store(&mut rng)),
+            _ => Fault::StorageLostReplies(store(&mut rng), rng.gen_range(200..800)),
         };
-        faults.push((at, at + lasts, fault));
+        faults.push(Scheduled {
+            at_ms,
+            until_ms: at_ms + lasts_ms,
+            fault,
+        });
     }
-    faults.sort_by_key(|(at, _, _)| *at);
+    faults.sort_by_key(|s| s.at_ms);
     faults
 }
 
-pub fn run(run: &Run) -> RunOutput {
-    let mut spec = WorldSpec::new(run.seed);
-    spec.plants = run.plants;
-    let stats_interval_ms = spec.stats_interval_ms;
-    let mut sim = build(&spec);
-    let history = History::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let healed = Arc::new(AtomicBool::new(false));
-    let workload = Workload::default();
-    let problems: Arc<Mutex<Vec<Violation>>> = Arc::default();
+/// What the control client knows of the resizes it asked for.
+#[derive(Default)]
+struct Resizes {
+    /// The size the last acknowledged resize asked for, and when it was answered.
+    last_acked: Option<(usize, u64)>,
+    /// A resize after it whose outcome is unknown (it may have happened).
+    unknown_since: bool,
+}
 
-    for client in 1..=2u64 {
-        let driver = Driver::new(&format!("client{client}"), history.clone());
-        let stop = stop.clone();
-        let seed = run.seed;
-        sim.client(format!("client{client}"), async move {
-            driver.wait_ready(30_000).await;
-            client_loop(driver, client, seed, workload, stop).await;
-            Ok(())
-        });
-    }
-    let driver = Driver::new("control", history.clone());
-    let found = problems.clone();
+pub fn run(run: &Run) -> RunOutput {
+    let spec = WorldSpec::randomized(run.seed);
+    let describe = spec.describe();
+    let stats_interval_ms = spec.stats_interval_ms;
+    // Buggify: each point enabled with some chance for this run.
+    let _hooks = run.buggify(&[], 0);
+    let mut harness = Harness::new(spec);
+    let workload = Workload {
+        retry_percent: 20,
+        ..Workload::default()
+    };
+    harness.clients(2, run.seed, workload);
+    let stop = harness.stop.clone();
     let seed = run.seed;
-    let control_healed = healed.clone();
-    sim.client("control", async move {
+    harness.host("admin", move |driver| async move {
+        driver.wait_ready(30_000).await;
+        admin_loop(driver, seed, AdminMix::everyday(), stop).await;
+    });
+    let stop = harness.stop.clone();
+    let healed = harness.healed.clone();
+    let problems = harness.problems.clone();
+    let log = harness.fault_log();
+    let resizes: Arc<Mutex<Resizes>> = Arc::default();
+    harness.host("control", move |driver| async move {
         let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(99));
-        let mut problems = Vec::new();
         driver.wait_ready(30_000).await;
         // Resizes during the faults; they may fail while faults last.
         let mut size: usize = 1;
@@ -126,115 +151,74 @@ pub fn run(run: &Run) -> RunOutput {
             tokio::time::sleep(Duration::from_millis(rng.gen_range(3_000..8_000))).await;
             let grow = size == 1 || (size < 6 && rng.gen_bool(0.6));
             let change = if grow { "increase" } else { "decrease" };
-            if driver
-                .resize(change)
-                .await
-                .is_some_and(|r| r.status.is_success())
-            {
-                size = if grow { size + 1 } else { size - 1 };
+            let reply = driver.resize(change).await;
+            let mut known = resizes.lock().unwrap_or_else(|p| p.into_inner());
+            match reply {
+                Some(reply) if reply.status.is_success() => {
+                    let body: serde_json::Value = reply.json().unwrap_or_default();
+                    let wanted = body["content"]["wanted"].as_u64().unwrap_or(0) as usize;
+                    size = body["content"]["size"].as_u64().unwrap_or(size as u64) as usize;
+                    known.last_acked = Some((wanted, crate::history::now_ms()));
+                    known.unknown_since = false;
+                }
+                // Refused outright: nothing changed.
+                Some(reply) if reply.status.is_client_error() => {}
+                _ => known.unknown_since = true,
             }
         }
-        while !control_healed.load(Ordering::Relaxed) {
+        while !healed.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         stop.store(true, Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_millis(
-            super::super::driver::CLIENT_TIMEOUT_MS + 2_000,
-        ))
-        .await;
-        // After healing the front-end and the manager must agree on the pool (a
-        // resize cut short by a fault leaves the size to the manager's records).
+        tokio::time::sleep(Duration::from_millis(crate::driver::CLIENT_TIMEOUT_MS + 2_000)).await;
+        let mut found = Vec::new();
         final_reads(&driver, workload.keys, 30_000).await;
-        check_pool(&driver, None, &mut problems).await;
-        check_stats(&driver, stats_interval_ms, &mut problems).await;
-        found
+        check_pool(&driver, None, &mut found).await;
+        // An acknowledged resize survives a manager crash (not the loss of its disk).
+        let expected = {
+            let known = resizes.lock().unwrap_or_else(|p| p.into_inner());
+            match known.last_acked {
+                Some((wanted, at_ms)) if !known.unknown_since => {
+                    let disk_lost = log.spans().iter().any(|span| {
+                        span.fault == Fault::CrashManagerLosingDisk && span.from_ms + 1_000 >= at_ms
+                    });
+                    (!disk_lost).then_some(wanted)
+                }
+                _ => None,
+            }
+        };
+        if let Some(wanted) = expected {
+            let mut last = None;
+            for _ in 0..60 {
+                last = driver.manager_pool().await.map(|pool| pool.len());
+                if last == Some(wanted) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            if last != Some(wanted) {
+                problem(
+                    &problems,
+                    Invariant::DurableResize,
+                    format!("the last acknowledged resize asked for {wanted} nodes; after healing the manager has {last:?}"),
+                );
+            }
+        }
+        check_recovery(&driver, workload.keys, &mut found).await;
+        check_stats(&driver, stats_interval_ms, &mut found).await;
+        problems
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .extend(problems);
-        Ok(())
+            .extend(found);
     });
-
     let faults = schedule(run.seed);
-    let mut output = RunOutput::default();
-    let mut active: Vec<(u64, Fault)> = Vec::new();
-    let mut next = 0;
-    let mut healed_all = false;
-    loop {
-        let step = sim.step();
-        let now_ms = sim.elapsed().as_millis() as u64;
-        while next < faults.len() && faults[next].0 <= now_ms {
-            let (_, until, fault) = faults[next].clone();
-            run.recorder.note_at(
-                now_ms as u128,
-                "fault",
-                &format!("inject {fault:?} until {until}ms"),
-            );
-            match &fault {
-                Fault::Bounce(host) => sim.bounce(host.as_str()),
-                Fault::CrashNode(host) => sim.crash(host.as_str()),
-                Fault::Partition(a, b) => sim.partition(a.as_str(), b.as_str()),
-                Fault::PartitionOneWay(a, b) => sim.partition_oneway(a.as_str(), b.as_str()),
-                Fault::LatencySpike(a, b) => {
-                    sim.set_link_latency(a.as_str(), b.as_str(), Duration::from_millis(800))
-                }
-                Fault::CrashManager => sim.crash("manager"),
-                Fault::RestartFrontend => sim.bounce("frontend"),
-            }
-            active.push((until, fault));
-            next += 1;
-        }
-        let (due, later): (Vec<_>, Vec<_>) = active
-            .drain(..)
-            .partition(|(until, _)| *until <= now_ms || now_ms >= HEAL_AT_MS);
-        active = later;
-        for (_, fault) in due {
-            run.recorder
-                .note_at(now_ms as u128, "fault", &format!("heal {fault:?}"));
-            match &fault {
-                Fault::Bounce(_) | Fault::RestartFrontend => {}
-                Fault::Partition(a, b) => sim.repair(a.as_str(), b.as_str()),
-                Fault::PartitionOneWay(a, b) => sim.repair_oneway(a.as_str(), b.as_str()),
-                Fault::LatencySpike(a, b) => sim.set_link_latency(
-                    a.as_str(),
-                    b.as_str(),
-                    Duration::from_millis(spec.max_latency_ms),
-                ),
-                Fault::CrashManager => sim.bounce("manager"),
-                Fault::CrashNode(host) => sim.bounce(host.as_str()),
-            }
-        }
-        if !healed_all && now_ms >= HEAL_AT_MS && active.is_empty() && next >= faults.len() {
-            healed_all = true;
-            run.recorder
-                .note_at(now_ms as u128, "fault", "all faults healed");
-            healed.store(true, Ordering::Relaxed);
-        }
-        match step {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(error) => {
-                output.violations.push(Violation {
-                    invariant: Invariant::Liveness,
-                    message: format!("simulation error: {error}"),
-                    op: None,
-                });
-                break;
-            }
-        }
-    }
-    let mut ops = history.snapshot();
-    keep_last_final_reads(&mut ops);
-    output.violations.extend(check_history(&ops));
-    output
-        .violations
-        .extend(problems.lock().unwrap_or_else(|p| p.into_inner()).drain(..));
-    output.text = format!(
-        "chaos seed {}: {} faults, {} operations, {} violations\n",
+    let fault_count = faults.len();
+    let finished = harness.run(run, faults, HEAL_AT_MS);
+    let summary = format!(
+        "chaos seed {}: {fault_count} faults, {} operations, {} violations [{describe}]\n",
         run.seed,
-        faults.len(),
-        ops.len(),
-        output.violations.len()
+        finished.ops.len(),
+        finished.violations.len()
     );
-    output.history = ops;
-    output
+    finished.output(summary)
 }

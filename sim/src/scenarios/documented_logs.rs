@@ -43,8 +43,8 @@ pub fn run(run: &Run) -> RunOutput {
         let mut spec = WorldSpec::new(run.seed);
         spec.slots = vec!["A".into(), "B".into(), "C".into(), "D".into()];
         spec.initial_pool = transition.from.clone();
-        spec.plants = run.plants;
-        let mut sim = build(&spec);
+        let mut world = build(&spec);
+        let sim = &mut world.sim;
         let history = History::default();
         let problems: Arc<Mutex<Vec<String>>> = Arc::default();
 

@@ -3,7 +3,9 @@
 pub mod autoscale;
 pub mod chaos;
 pub mod documented_logs;
+pub mod harness;
 pub mod resize_under_load;
+pub mod targeted;
 pub mod workload;
 
 use std::str::FromStr;
@@ -17,14 +19,24 @@ pub enum Scenario {
     ResizeUnderLoad,
     Autoscale,
     Chaos,
+    RebalanceRace,
+    EvictionRace,
+    ClearRace,
+    ManagerPowerLoss,
+    ManagerDiskLoss,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::DocumentedLogs,
         Scenario::ResizeUnderLoad,
         Scenario::Autoscale,
         Scenario::Chaos,
+        Scenario::RebalanceRace,
+        Scenario::EvictionRace,
+        Scenario::ClearRace,
+        Scenario::ManagerPowerLoss,
+        Scenario::ManagerDiskLoss,
     ];
 
     pub fn name(self) -> &'static str {
@@ -33,6 +45,11 @@ impl Scenario {
             Scenario::ResizeUnderLoad => "resize-under-load",
             Scenario::Autoscale => "autoscale",
             Scenario::Chaos => "chaos",
+            Scenario::RebalanceRace => "rebalance-race",
+            Scenario::EvictionRace => "eviction-race",
+            Scenario::ClearRace => "clear-race",
+            Scenario::ManagerPowerLoss => "manager-power-loss",
+            Scenario::ManagerDiskLoss => "manager-disk-loss",
         }
     }
 
@@ -42,6 +59,11 @@ impl Scenario {
             Scenario::ResizeUnderLoad => resize_under_load::run(run),
             Scenario::Autoscale => autoscale::run(run),
             Scenario::Chaos => chaos::run(run),
+            Scenario::RebalanceRace => targeted::rebalance_race(run),
+            Scenario::EvictionRace => targeted::eviction_race(run),
+            Scenario::ClearRace => targeted::clear_race(run),
+            Scenario::ManagerPowerLoss => targeted::manager_power_loss(run),
+            Scenario::ManagerDiskLoss => targeted::manager_disk_loss(run),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The random client workload shared by the load scenarios: uploads, re-uploads and
-//! reads of a small hot key set, until told to stop; then the end-state checks.
+//! reads of a small hot key set (some uploads retried after a short timeout, some
+//! read back at once), administrative calls (clears, listings, cache settings),
+//! until told to stop; then the end-state checks.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,6 +23,12 @@ pub struct Workload {
     pub image_bytes: usize,
     /// Pause between operations, up to this.
     pub think_ms_max: u64,
+    /// Out of 100: uploads read back by the same client at once.
+    pub read_back_percent: u32,
+    /// Out of 100: uploads sent with a short timeout and sent again if it passes.
+    pub retry_percent: u32,
+    /// The short timeout of those uploads.
+    pub first_timeout_ms: u64,
 }
 
 impl Default for Workload {
@@ -30,7 +38,66 @@ impl Default for Workload {
             upload_percent: 30,
             image_bytes: 2_048,
             think_ms_max: 30,
+            read_back_percent: 30,
+            retry_percent: 0,
+            first_timeout_ms: 1_500,
         }
+    }
+}
+
+/// The administrative calls a control client mixes in: weights out of 100 for
+/// each call, and the pause between calls.
+#[derive(Clone, Copy, Debug)]
+pub struct AdminMix {
+    pub clear_data: u32,
+    pub clear_cache: u32,
+    pub list_keys: u32,
+    pub config: u32,
+    pub pause_ms_min: u64,
+    pub pause_ms_max: u64,
+}
+
+impl AdminMix {
+    pub fn everyday() -> Self {
+        AdminMix {
+            clear_data: 10,
+            clear_cache: 20,
+            list_keys: 50,
+            config: 20,
+            pause_ms_min: 1_000,
+            pause_ms_max: 6_000,
+        }
+    }
+}
+
+/// Administrative calls until `stop`.
+pub async fn admin_loop(driver: Driver, seed: u64, mix: AdminMix, stop: Arc<AtomicBool>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xad_0417);
+    while !stop.load(Ordering::Relaxed) {
+        let pause = rng.gen_range(mix.pause_ms_min..=mix.pause_ms_max);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let total = mix.clear_data + mix.clear_cache + mix.list_keys + mix.config;
+        let mut pick = rng.gen_range(0..total.max(1));
+        if pick < mix.clear_data {
+            driver.clear_data().await;
+            continue;
+        }
+        pick -= mix.clear_data;
+        if pick < mix.clear_cache {
+            driver.clear_cache().await;
+            continue;
+        }
+        pick -= mix.clear_cache;
+        if pick < mix.list_keys {
+            driver.list_keys().await;
+            continue;
+        }
+        let capacity_mb = [0.008, 0.02, 0.05, 1.0][rng.gen_range(0..4)];
+        let policy = if rng.gen_bool(0.5) { "lru" } else { "rr" };
+        driver.set_cache_config(capacity_mb, policy).await;
     }
 }
 
@@ -53,10 +120,24 @@ pub async fn client_loop(
     while !stop.load(Ordering::Relaxed) {
         let key = key_name(rng.gen_range(0..workload.keys));
         if rng.gen_range(0..100) < workload.upload_percent {
-            driver
-                .upload(&key, next_generation, workload.image_bytes)
-                .await;
+            let outcome = if rng.gen_range(0..100) < workload.retry_percent {
+                driver
+                    .upload_with_retry(
+                        &key,
+                        next_generation,
+                        workload.image_bytes,
+                        workload.first_timeout_ms,
+                    )
+                    .await
+            } else {
+                driver
+                    .upload(&key, next_generation, workload.image_bytes)
+                    .await
+            };
             next_generation += 1;
+            if outcome == Outcome::Uploaded && rng.gen_range(0..100) < workload.read_back_percent {
+                driver.read(&key, false).await;
+            }
         } else {
             driver.read(&key, false).await;
         }
@@ -86,7 +167,7 @@ pub async fn final_reads(driver: &Driver, keys: usize, limit_ms: u64) {
 pub fn keep_last_final_reads(ops: &mut [crate::history::Op]) {
     let mut seen = std::collections::BTreeSet::new();
     for op in ops.iter_mut().rev() {
-        if op.final_check && !seen.insert(op.kind.key().to_owned()) {
+        if op.final_check && !seen.insert(op.kind.key().unwrap_or_default().to_owned()) {
             op.final_check = false;
         }
     }
@@ -170,6 +251,83 @@ pub async fn check_stats(driver: &Driver, stats_interval_ms: u64, problems: &mut
         problems.push(Violation {
             invariant: Invariant::Statistics,
             message: format!("manager reports gets={m_gets:?} hits={m_hits:?}, nodes sum to gets={gets} hits={hits}"),
+            op: None,
+        });
+    }
+}
+
+/// After healing: quarantine ends within [`CONVERGENCE_MS_MAX`], and a second pass
+/// of reads over the keys finds the cache working again (at least one hit).
+pub async fn check_recovery(driver: &Driver, keys: usize, problems: &mut Vec<Violation>) {
+    let started = crate::history::now_ms();
+    let mut quarantined = None;
+    while crate::history::now_ms() - started < CONVERGENCE_MS_MAX {
+        quarantined = driver.quarantined().await;
+        if quarantined.as_ref().is_some_and(Vec::is_empty) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if !quarantined.as_ref().is_some_and(Vec::is_empty) {
+        problems.push(Violation {
+            invariant: Invariant::Liveness,
+            message: format!(
+                "quarantine did not end within {CONVERGENCE_MS_MAX} ms of healing: {quarantined:?}"
+            ),
+            op: None,
+        });
+        return;
+    }
+    // One key that exists is read until it is served from the cache again.
+    for index in 0..keys {
+        let key = key_name(index);
+        if !matches!(driver.read(&key, false).await, Outcome::Read(Some(_))) {
+            continue;
+        }
+        for _ in 0..5 {
+            // The fill runs in the background.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            driver.read(&key, false).await;
+            let last = driver.history.snapshot().last().map(|op| op.cache_hit);
+            if last == Some(Some(true)) {
+                return;
+            }
+        }
+        problems.push(Violation {
+            invariant: Invariant::Liveness,
+            message: format!("the cache did not come back after healing: {key} never hit"),
+            op: None,
+        });
+        return;
+    }
+}
+
+/// Without faults, the nodes' hits add up to the hits the clients saw.
+pub async fn check_client_hits(driver: &Driver, slots: &[String], problems: &mut Vec<Violation>) {
+    let mut node_hits = 0;
+    for slot in slots {
+        match driver.node_stats(slot).await {
+            Some(stats) => node_hits += stats["hits"].as_u64().unwrap_or(0),
+            None => {
+                problems.push(Violation {
+                    invariant: Invariant::Statistics,
+                    message: format!("no counters from node {slot}"),
+                    op: None,
+                });
+                return;
+            }
+        }
+    }
+    let client_hits = driver
+        .history
+        .snapshot()
+        .iter()
+        .filter(|op| op.cache_hit == Some(true))
+        .count() as u64;
+    if node_hits != client_hits {
+        problems.push(Violation {
+            invariant: Invariant::Statistics,
+            message: format!("the nodes counted {node_hits} hits, the clients saw {client_hits}"),
             op: None,
         });
     }
