@@ -6,8 +6,12 @@
 //! operation is recorded ([`history`]) and checked against a model ([`checker`]);
 //! every log line, request and fault is traced with its simulated time ([`trace`]).
 //! A seed reproduces a run byte for byte.
+//!
+//! [`crash`] is the exception: it kills the real `memring up` process under load
+//! and checks what survives a restart, in real time.
 
 pub mod checker;
+pub mod crash;
 pub mod disk;
 pub mod documented;
 pub mod driver;

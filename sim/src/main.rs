@@ -51,6 +51,20 @@ enum Command {
         #[arg(long)]
         plant: Option<Plant>,
     },
+    /// Kill the real `memring up` under load, restart it, check what survived
+    /// (real processes and time, outside the simulation); exit 1 on a violation.
+    Crash {
+        #[arg(long, default_value_t = 20)]
+        rounds: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The memring executable (default: `memring` next to this one).
+        #[arg(long)]
+        memring: Option<PathBuf>,
+        /// Keep the data directory and the process logs.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Run every planted bug on its targeted scenario (or on `--scenario`); exit 1
     /// if one is caught in fewer than 90% of the seeds (30% with a scenario given).
     Plants {
@@ -148,6 +162,42 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
+            }
+        }
+        Command::Crash {
+            rounds,
+            seed,
+            memring,
+            keep,
+        } => {
+            let memring = match memring.map_or_else(memring_sim::crash::default_memring_path, Ok) {
+                Ok(path) => path,
+                Err(error) => {
+                    eprintln!("error: cannot find the memring executable: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            let mut config = memring_sim::crash::CrashConfig::new(rounds, seed, memring);
+            config.keep = keep;
+            match memring_sim::crash::run(&config) {
+                Ok(report) => {
+                    println!("{}", report.summary());
+                    if let Some(dir) = &report.kept_dir {
+                        println!("crash: data and logs kept in {}", dir.display());
+                    }
+                    if report.passed() {
+                        ExitCode::SUCCESS
+                    } else {
+                        for violation in &report.violations {
+                            println!("violation: {violation}");
+                        }
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(2)
+                }
             }
         }
         Command::Plants {

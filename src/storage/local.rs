@@ -2,8 +2,20 @@
 //!
 //! Puts are create-only and atomic (written aside, then linked into place), so a
 //! crash never leaves a half-written object under its name.
+//!
+//! Durability: a put returns `Ok` only once the object is on disk. After the link,
+//! the new file is fsynced, then its parent directory and every directory above it
+//! up to the store root (a put may have created `images/` and `images/ab/`), so
+//! that after a power loss a committed index row never names a missing object. If
+//! any fsync fails the put fails: the object may exist but is not promised, and
+//! `clear/data` sweeps it as unreferenced. [`LocalBlobStore::open`] fsyncs the root
+//! and its parent once, as it may have created the root. Deletes are not fsynced:
+//! an object that comes back after a power loss is garbage that no row names.
+//! The blocking filesystem calls run on tokio's blocking pool.
 
-use std::path::Path;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -18,6 +30,8 @@ use super::{validate_object_name, BlobStore, StorageError, StorageResult};
 #[derive(Debug)]
 pub struct LocalBlobStore {
     inner: LocalFileSystem,
+    /// The canonical root directory: fsyncs of a put stop here.
+    root: PathBuf,
 }
 
 fn unavailable(error: object_store::Error) -> StorageError {
@@ -32,11 +46,42 @@ fn object_path(name: &str) -> StorageResult<ObjectPath> {
 impl LocalBlobStore {
     /// Opens (and creates) the store at `dir`.
     pub fn open(dir: &Path) -> StorageResult<Self> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StorageError::Unavailable(format!("{}: {e}", dir.display())))?;
-        let inner = LocalFileSystem::new_with_prefix(dir).map_err(unavailable)?;
-        Ok(LocalBlobStore { inner })
+        let io_error = |e: io::Error| StorageError::Unavailable(format!("{}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(io_error)?;
+        let root = std::fs::canonicalize(dir).map_err(io_error)?;
+        // The root (and the data directory holding it) may be new: make it durable.
+        sync_path(&root).map_err(io_error)?;
+        if let Some(parent) = root.parent() {
+            sync_path(parent).map_err(io_error)?;
+        }
+        let inner = LocalFileSystem::new_with_prefix(&root).map_err(unavailable)?;
+        Ok(LocalBlobStore { inner, root })
     }
+}
+
+/// Fsyncs a file or a directory (opened read-only, which Linux allows for both).
+fn sync_path(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+/// Fsyncs the object file at `file`, then each directory from its parent up to and
+/// including `root`. Fails, syncing nothing above it, if `file` is not under `root`.
+fn sync_object_and_parents(root: &Path, file: &Path) -> io::Result<()> {
+    if !file.starts_with(root) || file == root {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not under {}", file.display(), root.display()),
+        ));
+    }
+    sync_path(file)?;
+    // `ancestors` is finite: one entry per path component.
+    for dir in file.ancestors().skip(1) {
+        sync_path(dir)?;
+        if dir == root {
+            break;
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -52,12 +97,18 @@ impl BlobStore for LocalBlobStore {
             .put_opts(&path, PutPayload::from(bytes), options)
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => {}
             Err(object_store::Error::AlreadyExists { .. }) => {
-                Err(StorageError::AlreadyExists(name.to_owned()))
+                return Err(StorageError::AlreadyExists(name.to_owned()))
             }
-            Err(error) => Err(unavailable(error)),
+            Err(error) => return Err(unavailable(error)),
         }
+        let file = self.inner.path_to_filesystem(&path).map_err(unavailable)?;
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || sync_object_and_parents(&root, &file))
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("fsync task of {name}: {e}")))?
+            .map_err(|e| StorageError::Unavailable(format!("fsync of {name}: {e}")))
     }
 
     async fn get(&self, name: &str) -> StorageResult<Option<Bytes>> {
@@ -134,6 +185,51 @@ mod tests {
             store.get("../escape").await,
             Err(StorageError::BadName(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_put_makes_one_regular_file_in_new_directories_and_stays_create_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data").join("blobs");
+        let store = LocalBlobStore::open(&root).unwrap();
+        let name = "images/ab/0123456789abcdef0123456789abcdef";
+        store.put(name, Bytes::from_static(b"first")).await.unwrap();
+        let file = root
+            .join("images")
+            .join("ab")
+            .join("0123456789abcdef0123456789abcdef");
+        let meta = std::fs::symlink_metadata(&file).unwrap();
+        assert!(meta.file_type().is_file(), "a regular file, not a link");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!(meta.nlink(), 1, "the staging link is gone");
+        }
+        let siblings: Vec<_> = std::fs::read_dir(file.parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(siblings.len(), 1, "no staging file left: {siblings:?}");
+        assert!(matches!(
+            store.put(name, Bytes::from_static(b"second")).await,
+            Err(StorageError::AlreadyExists(_))
+        ));
+        assert_eq!(store.get(name).await.unwrap().unwrap(), &b"first"[..]);
+    }
+
+    #[test]
+    fn syncing_stops_at_the_root_and_refuses_paths_outside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let nested = root.join("images").join("cd");
+        std::fs::create_dir_all(&nested).unwrap();
+        let file = nested.join("object");
+        std::fs::write(&file, b"bytes").unwrap();
+        sync_object_and_parents(&root, &file).unwrap();
+        let outside = sync_object_and_parents(&nested, &root.join("elsewhere"));
+        assert_eq!(outside.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        let itself = sync_object_and_parents(&root, &root);
+        assert_eq!(itself.unwrap_err().kind(), io::ErrorKind::InvalidInput);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
