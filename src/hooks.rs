@@ -145,6 +145,8 @@ mod enabled {
         pub fire_percent: u32,
         /// Shortest delay of a firing point.
         pub delay_ms_min: u64,
+        /// Only the forced points are enabled (scripted scenarios).
+        pub only_forced: bool,
     }
 
     struct Buggify {
@@ -152,6 +154,7 @@ mod enabled {
         forced: Vec<&'static str>,
         fire_percent: u32,
         delay_ms_min: u64,
+        only_forced: bool,
         /// Each point's enablement, decided the first time it is reached.
         points: BTreeMap<&'static str, bool>,
         fired: u64,
@@ -190,6 +193,7 @@ mod enabled {
                             settings.fire_percent
                         },
                         delay_ms_min: settings.delay_ms_min,
+                        only_forced: settings.only_forced,
                         points: BTreeMap::new(),
                         fired: 0,
                     }),
@@ -240,7 +244,8 @@ mod enabled {
                 Some(&enabled) => enabled,
                 None => {
                     let enabled = buggify.forced.contains(&point)
-                        || buggify.rng.gen_range(0..100) < POINT_ENABLED_PERCENT;
+                        || (!buggify.only_forced
+                            && buggify.rng.gen_range(0..100) < POINT_ENABLED_PERCENT);
                     buggify.points.insert(point, enabled);
                     enabled
                 }

@@ -639,7 +639,10 @@ mod tests {
             20,
             Outcome::Failed("503".into()),
         );
-        assert_eq!(check_failures(&[failed.clone()], &|_, _| false).len(), 1);
+        assert_eq!(
+            check_failures(std::slice::from_ref(&failed), &|_, _| false).len(),
+            1
+        );
         assert!(check_failures(&[failed], &|_, _| true).is_empty());
     }
 

@@ -25,11 +25,21 @@ impl Run {
     /// chance, `forced` ones always, and fires `fire_percent` of the time (0: the
     /// default). Scenarios call it before the simulation starts.
     pub fn buggify(&self, forced: &[&'static str], fire_percent: u32) -> RunHooks {
-        self.buggify_with(forced, fire_percent, 0)
+        RunHooks::enter(
+            self.plant,
+            Some(BuggifySettings {
+                seed: self.seed ^ 0xb0b0_fb0b,
+                forced: forced.to_vec(),
+                fire_percent,
+                delay_ms_min: 0,
+                only_forced: false,
+            }),
+        )
     }
 
-    /// [`Run::buggify`] with a shortest delay for the points that fire.
-    pub fn buggify_with(
+    /// Buggify for a scripted scenario: only the `forced` points, firing
+    /// `fire_percent` of the time, for at least `delay_ms_min`.
+    pub fn buggify_only(
         &self,
         forced: &[&'static str],
         fire_percent: u32,
@@ -38,10 +48,11 @@ impl Run {
         RunHooks::enter(
             self.plant,
             Some(BuggifySettings {
-                seed: self.seed ^ 0xb0b_0f_b0b,
+                seed: self.seed ^ 0xb0b0_fb0b,
                 forced: forced.to_vec(),
                 fire_percent,
                 delay_ms_min,
+                only_forced: true,
             }),
         )
     }

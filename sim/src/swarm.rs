@@ -147,7 +147,8 @@ pub fn targeted_scenario(plant: Plant) -> Scenario {
         Plant::SkipInvalidate | Plant::AckBeforeDurable | Plant::StaleRoute => {
             Scenario::ResizeUnderLoad
         }
-        Plant::StaleMove | Plant::InvalidateStaleRouting => Scenario::RebalanceRace,
+        Plant::StaleMove => Scenario::MoveRace,
+        Plant::InvalidateStaleRouting => Scenario::JoinRace,
         Plant::EvictDropsFloor => Scenario::EvictionRace,
         Plant::ClearRacesUpload => Scenario::ClearRace,
         Plant::ManagerEpochReset => Scenario::ManagerDiskLoss,

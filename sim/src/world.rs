@@ -114,7 +114,7 @@ impl WorldSpec {
     /// A world whose timing and settings are drawn from the seed.
     pub fn randomized(seed: u64) -> Self {
         let mut spec = WorldSpec::new(seed);
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_3071d);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x05ee_d0f3_071d);
         spec.randomize_timing(&mut rng);
         spec.strategy = if rng.gen_bool(0.5) {
             Strategy::Modulo

@@ -1,14 +1,16 @@
 //! The simulation as `cargo test` runs it: the documented logs reproduced on the
-//! simulated network, determinism, a few seeds of each scenario, and the planted
-//! bugs caught by the checker.
+//! simulated network; determinism (a seed is the whole input of its run, in one
+//! process or two); seeds of every scenario; each planted bug caught by a fixed
+//! seed of its targeted scenario, and a small sample of catch rates.
 
-use memring::plant::{Plant, Plants};
+use memring::hooks::Plant;
 use memring_sim::documented::transitions;
 use memring_sim::run::{describe_violations, run};
 use memring_sim::scenarios::Scenario;
+use memring_sim::swarm::{digest_line, targeted_scenario};
 
 fn assert_passes(scenario: Scenario, seed: u64) {
-    let report = run(scenario, seed, Plants::none());
+    let report = run(scenario, seed, None);
     assert!(
         report.passed(),
         "{}",
@@ -18,7 +20,7 @@ fn assert_passes(scenario: Scenario, seed: u64) {
 
 #[test]
 fn documented_logs_are_reproduced_on_the_simulated_network() {
-    let report = run(Scenario::DocumentedLogs, 1, Plants::none());
+    let report = run(Scenario::DocumentedLogs, 1, None);
     assert!(
         report.passed(),
         "{}",
@@ -49,13 +51,54 @@ fn documented_logs_are_reproduced_on_the_simulated_network() {
 
 #[test]
 fn a_seed_reproduces_its_trace_byte_for_byte() {
-    let first = run(Scenario::Chaos, 7, Plants::none());
-    let second = run(Scenario::Chaos, 7, Plants::none());
+    let first = run(Scenario::Chaos, 7, None);
+    let second = run(Scenario::Chaos, 7, None);
     assert!(first.trace.len() > 1_000, "the trace records the run");
     assert_eq!(first.trace, second.trace);
     assert_eq!(first.output.text, second.output.text);
-    let other = run(Scenario::Chaos, 8, Plants::none());
+    let other = run(Scenario::Chaos, 8, None);
     assert_ne!(first.trace, other.trace);
+}
+
+/// Runs before a seed must not change it: tokio's task ids are process-wide, and
+/// once they decided the order in which a crashed host's tasks were dropped.
+#[test]
+fn a_seed_is_the_whole_input_of_its_run() {
+    let alone = run(Scenario::Chaos, 22, None).trace_hash();
+    for earlier in [20, 21] {
+        let _ = run(Scenario::Chaos, earlier, None);
+    }
+    let after_others = run(Scenario::Chaos, 22, None).trace_hash();
+    assert_eq!(alone, after_others, "seed 22 changed after seeds 20 and 21");
+}
+
+/// Two separate processes give the same digest as this one.
+#[test]
+fn trace_digests_agree_across_processes() {
+    let here = digest_line(&run(Scenario::Chaos, 5, None));
+    let in_process = |seed: u64| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_memring-sim"))
+            .args([
+                "run",
+                "--scenario",
+                "chaos",
+                "--seed",
+                &seed.to_string(),
+                "--digest",
+            ])
+            .output()
+            .expect("memring-sim runs");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find(|line| line.starts_with("digest "))
+            .map(str::to_owned)
+            .expect("a digest line")
+    };
+    let first = in_process(5);
+    let second = in_process(5);
+    assert_eq!(first, second, "two processes disagree");
+    assert_eq!(first, here, "a process and this test disagree");
+    assert_ne!(in_process(6), first);
 }
 
 #[test]
@@ -99,20 +142,74 @@ fn chaos_seeds_41_to_50_are_clean() {
 }
 
 #[test]
+fn targeted_scenarios_are_clean() {
+    for scenario in [
+        Scenario::MoveRace,
+        Scenario::JoinRace,
+        Scenario::EvictionRace,
+        Scenario::ClearRace,
+        Scenario::ManagerPowerLoss,
+        Scenario::ManagerDiskLoss,
+    ] {
+        for seed in 1..=2 {
+            assert_passes(scenario, seed);
+        }
+    }
+}
+
+#[test]
 fn autoscale_grows_and_shrinks() {
     for seed in 1..=2 {
         assert_passes(Scenario::Autoscale, seed);
     }
 }
 
+/// One seed per planted bug that catches it on the bug's targeted scenario, and
+/// passes without the bug: the catch is the bug's doing.
+const CATCHING_SEEDS: [(Plant, u64); 9] = [
+    (Plant::SkipInvalidate, 1),
+    (Plant::StaleMove, 1),
+    (Plant::AckBeforeDurable, 1),
+    (Plant::StaleRoute, 2),
+    (Plant::EvictDropsFloor, 1),
+    (Plant::InvalidateStaleRouting, 2),
+    (Plant::ClearRacesUpload, 1),
+    (Plant::ManagerEpochReset, 1),
+    (Plant::NoFsync, 1),
+];
+
 #[test]
-fn every_planted_bug_is_caught_within_20_seeds() {
-    for plant in Plant::ALL {
-        let caught = (1..=20)
-            .find(|&seed| !run(Scenario::ResizeUnderLoad, seed, Plants::one(plant)).passed());
+fn every_planted_bug_is_caught_by_its_fixed_seed() {
+    for (plant, seed) in CATCHING_SEEDS {
+        let scenario = targeted_scenario(plant);
+        let planted = run(scenario, seed, Some(plant));
         assert!(
-            caught.is_some(),
-            "{plant} was not caught in 20 seeds of resize-under-load"
+            !planted.passed(),
+            "{plant} was not caught by seed {seed} of {}",
+            scenario.name()
         );
+        assert_passes(scenario, seed);
     }
+    assert_eq!(
+        CATCHING_SEEDS.len(),
+        Plant::ALL.len(),
+        "every plant has a seed"
+    );
+}
+
+/// A small sample of catch rates: seeds 101 to 105 of each targeted scenario
+/// catch each bug at least four times in five.
+#[test]
+fn planted_bugs_are_caught_in_most_seeds() {
+    let mut weak = Vec::new();
+    for plant in Plant::ALL {
+        let scenario = targeted_scenario(plant);
+        let caught = (101..=105)
+            .filter(|&seed| !run(scenario, seed, Some(plant)).passed())
+            .count();
+        if caught < 4 {
+            weak.push(format!("{plant}: {caught}/5 on {}", scenario.name()));
+        }
+    }
+    assert!(weak.is_empty(), "weak catches: {weak:?}");
 }

@@ -634,7 +634,7 @@ mod tests {
                         let outcome = store.put(&key, entry(n, v));
                         if let Some(&(high, forgotten)) = seen.get(&key) {
                             if v < high && forgotten == store.floors_forgotten() {
-                                prop_assert_eq!(outcome, Ok(PutOutcome::StaleRefused));
+                                prop_assert_eq!(&outcome, &Ok(PutOutcome::StaleRefused));
                             }
                         }
                         if matches!(outcome, Ok(PutOutcome::Stored | PutOutcome::Replaced)) {

@@ -264,9 +264,12 @@ pub async fn sync_with_manager(state: &Arc<FrontendState>) -> Result<(), String>
         epoch: envelope.content.epoch,
         assignment: envelope.content.assignment,
     };
+    // A pool told directly stands until the manager moves to a newer epoch; an
+    // older manager epoch is the manager's to fix (it moves past ours).
     let same = state.routing().is_some_and(|routing| {
-        routing.pool.len() == members.len()
-            && members.iter().all(|node| routing.pool.contains(node))
+        directive.epoch.unwrap_or(0) <= routing.epoch
+            || (routing.pool.len() == members.len()
+                && members.iter().all(|node| routing.pool.contains(node)))
     });
     if !same {
         tracing::info!(nodes = ?members, "pool differs from the manager's; rebalancing");

@@ -1,8 +1,10 @@
 //! A kept-alive HTTP/1.1 client over any [`Connector`], with a timeout on every call
 //! and a cap on every response body.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -36,7 +38,10 @@ impl Default for ClientSettings {
             timeout_ms: 5_000,
             body_max_bytes: 64 * 1024 * 1024,
             idle_per_host_max: 64,
-            idle_timeout_ms: 30_000,
+            // Below the servers' 10 s header-read timeout, which also closes idle
+            // kept-alive connections: a connection the server is closing is never
+            // picked for a new request.
+            idle_timeout_ms: 5_000,
         }
     }
 }
@@ -67,28 +72,60 @@ impl Reply {
     }
 }
 
-/// An HTTP client; cheap to clone (clones share the connection pool).
+/// Peers with a connection pool of their own; past it, peers share one.
+const PEER_POOLS_MAX: usize = 64;
+
+type Pool = Client<ConnectorService, Full<Bytes>>;
+
+/// An HTTP client; cheap to clone (clones share the connection pools).
+///
+/// Each peer address gets a connection pool of its own. hyper-util's pool keeps
+/// its peers in a map with random hashing and closes expired connections in that
+/// map's order; with one peer per pool, the order in which connections close (and
+/// so what the network sees) never depends on the hashing.
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<ConnectorService, Full<Bytes>>,
+    pools: Arc<Mutex<BTreeMap<String, Pool>>>,
+    shared: Pool,
+    connector: SharedConnector,
     settings: ClientSettings,
     spawner: Spawner,
+}
+
+fn build_pool(connector: &SharedConnector, settings: &ClientSettings, spawner: Spawner) -> Pool {
+    Client::builder(SpawnerExecutor(spawner))
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_millis(settings.idle_timeout_ms))
+        .pool_max_idle_per_host(settings.idle_per_host_max)
+        .build(ConnectorService(connector.clone()))
 }
 
 impl HttpClient {
     pub fn new(connector: SharedConnector, settings: ClientSettings) -> Self {
         let spawner = connector.spawner();
-        let inner = Client::builder(SpawnerExecutor(spawner))
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_millis(settings.idle_timeout_ms))
-            .pool_max_idle_per_host(settings.idle_per_host_max)
-            .build(ConnectorService(connector));
+        let shared = build_pool(&connector, &settings, spawner);
         HttpClient {
-            inner,
+            pools: Arc::default(),
+            shared,
+            connector,
             settings,
             spawner,
         }
+    }
+
+    /// The connection pool of `addr`.
+    fn pool(&self, addr: &str) -> Pool {
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pool) = pools.get(addr) {
+            return pool.clone();
+        }
+        if pools.len() >= PEER_POOLS_MAX {
+            return self.shared.clone();
+        }
+        let pool = build_pool(&self.connector, &self.settings, self.spawner);
+        pools.insert(addr.to_owned(), pool.clone());
+        pool
     }
 
     pub fn settings(&self) -> ClientSettings {
@@ -150,9 +187,9 @@ impl HttpClient {
             addr: addr.to_owned(),
             message,
         };
+        let pool = self.pool(addr);
         let call = async {
-            let response = self
-                .inner
+            let response = pool
                 .request(request)
                 .await
                 .map_err(|error| transport(format!("{error:#}")))?;

@@ -19,7 +19,8 @@ pub enum Scenario {
     ResizeUnderLoad,
     Autoscale,
     Chaos,
-    RebalanceRace,
+    MoveRace,
+    JoinRace,
     EvictionRace,
     ClearRace,
     ManagerPowerLoss,
@@ -27,12 +28,13 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::DocumentedLogs,
         Scenario::ResizeUnderLoad,
         Scenario::Autoscale,
         Scenario::Chaos,
-        Scenario::RebalanceRace,
+        Scenario::MoveRace,
+        Scenario::JoinRace,
         Scenario::EvictionRace,
         Scenario::ClearRace,
         Scenario::ManagerPowerLoss,
@@ -45,7 +47,8 @@ impl Scenario {
             Scenario::ResizeUnderLoad => "resize-under-load",
             Scenario::Autoscale => "autoscale",
             Scenario::Chaos => "chaos",
-            Scenario::RebalanceRace => "rebalance-race",
+            Scenario::MoveRace => "move-race",
+            Scenario::JoinRace => "join-race",
             Scenario::EvictionRace => "eviction-race",
             Scenario::ClearRace => "clear-race",
             Scenario::ManagerPowerLoss => "manager-power-loss",
@@ -59,7 +62,8 @@ impl Scenario {
             Scenario::ResizeUnderLoad => resize_under_load::run(run),
             Scenario::Autoscale => autoscale::run(run),
             Scenario::Chaos => chaos::run(run),
-            Scenario::RebalanceRace => targeted::rebalance_race(run),
+            Scenario::MoveRace => targeted::move_race(run),
+            Scenario::JoinRace => targeted::join_race(run),
             Scenario::EvictionRace => targeted::eviction_race(run),
             Scenario::ClearRace => targeted::clear_race(run),
             Scenario::ManagerPowerLoss => targeted::manager_power_loss(run),

@@ -1,12 +1,15 @@
 //! Targeted scenarios: each drives the system into one race or one crash that a
 //! planted bug (or a regression) would turn into a violation, so that the bug is
-//! caught in nearly every seed. Each is also a clean scenario of its own.
+//! caught in nearly every seed. Each is also a clean scenario of its own. The
+//! race scenarios are scripted: one control client lines the race up, cycle after
+//! cycle, with only the buggify points the race needs.
 //!
-//! - `rebalance-race`: uploads while the pool grows and shrinks, with delays
-//!   between an upload's commit and its invalidations, and between a node's read
-//!   of a moved value and its put (`stale-move`, `invalidate-stale-routing`).
-//! - `eviction-race`: caches of a few images, re-uploads and delayed fills
-//!   (`evict-drops-floor`).
+//! - `move-race`: a late put of a moved value into a node that already holds a
+//!   newer image (`stale-move`).
+//! - `join-race`: uploads whose invalidations go out while the pool grows
+//!   (`invalidate-stale-routing`).
+//! - `eviction-race`: a late fill of an old image after the new one was cached
+//!   and evicted (`evict-drops-floor`).
 //! - `clear-race`: `clear/data` every few hundred ms while uploads sit between
 //!   their blob write and their row commit (`clear-races-upload`).
 //! - `manager-power-loss`: resizes, then the manager loses power
@@ -22,8 +25,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::harness::{problem, Harness, Scheduled};
-use super::workload::{admin_loop, check_pool, final_reads, AdminMix, Workload};
+use super::workload::{admin_loop, check_pool, final_reads, key_name, AdminMix, Workload};
 use crate::checker::Invariant;
+use crate::driver::Driver;
 use crate::faults::Fault;
 use crate::run::{Run, RunOutput};
 use crate::world::WorldSpec;
@@ -37,9 +41,10 @@ fn summary(name: &str, run: &Run, finished: &super::harness::Finished, describe:
     )
 }
 
-/// Waits for the end of the traffic, then checks the keys and the pool.
-async fn end_checks(
-    driver: &crate::driver::Driver,
+/// Stops the workload clients, waits for the end of the traffic, then checks the
+/// keys and the pool.
+async fn end_checks_after(
+    driver: &Driver,
     keys: usize,
     stop: &std::sync::atomic::AtomicBool,
     problems: &super::harness::Problems,
@@ -49,6 +54,11 @@ async fn end_checks(
         crate::driver::CLIENT_TIMEOUT_MS + 2_000,
     ))
     .await;
+    end_checks(driver, keys, problems).await;
+}
+
+/// Checks the keys and the pool.
+async fn end_checks(driver: &Driver, keys: usize, problems: &super::harness::Problems) {
     let mut found = Vec::new();
     final_reads(driver, keys, 30_000).await;
     check_pool(driver, None, &mut found).await;
@@ -58,80 +68,177 @@ async fn end_checks(
         .extend(found);
 }
 
-/// `rebalance-race`.
-pub fn rebalance_race(run: &Run) -> RunOutput {
+/// Uploads every key and reads it, so that the pool's owners cache it.
+async fn warm(driver: &Driver, keys: usize, generation: &mut u64) {
+    for index in 0..keys {
+        *generation += 1;
+        driver.upload(&key_name(index), *generation, 2_048).await;
+    }
+    for index in 0..keys {
+        driver.read(&key_name(index), false).await;
+    }
+    // Fills run in the background.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+}
+
+/// Uploads a new generation of every key at once.
+async fn upload_all(driver: &Driver, keys: usize, generation: &mut u64) {
+    let uploads = (0..keys).map(|index| {
+        *generation += 1;
+        let (driver, generation) = (driver.clone(), *generation);
+        async move {
+            driver.upload(&key_name(index), generation, 2_048).await;
+        }
+    });
+    let uploads: Vec<_> = uploads.collect();
+    futures::future::join_all(uploads).await;
+}
+
+async fn read_all(driver: &Driver, keys: usize) {
+    for index in 0..keys {
+        driver.read(&key_name(index), false).await;
+    }
+}
+
+/// Keys of the scripted scenarios.
+const SCRIPT_KEYS: usize = 8;
+/// Cycles of the scripted scenarios.
+const SCRIPT_CYCLES: usize = 6;
+
+/// `move-race`: the pool grows while every key is cached on the old owner; the
+/// old owner reads each moved value and waits (buggify) before its put; meanwhile
+/// every key is uploaded again and read, which fills the new owner with the new
+/// image. The late put of the old image must be refused (`stale-move`).
+pub fn move_race(run: &Run) -> RunOutput {
     let mut spec = WorldSpec::randomized(run.seed);
     spec.cache.capacity = 8.0;
     let describe = spec.describe();
-    // Long delays between a node's read of a moved value and its put, and before
-    // each invalidation of an upload's fan-out.
-    let _hooks = run.buggify_with(
-        &["node.move.after_read", "upload.invalidate.before_send"],
-        80,
-        150,
-    );
+    let _hooks = run.buggify_only(&["node.move.after_read"], 100, 800);
     let mut harness = Harness::new(spec);
-    let workload = Workload {
-        keys: 4,
-        upload_percent: 40,
-        read_back_percent: 60,
-        ..Workload::default()
-    };
-    harness.clients(6, run.seed, workload);
-    let (stop, problems, seed) = (harness.stop.clone(), harness.problems.clone(), run.seed);
+    let (problems, seed) = (harness.problems.clone(), run.seed);
     harness.host("control", move |driver| async move {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5e1e);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x30e);
         driver.wait_ready(30_000).await;
-        let mut size = 1;
-        while crate::history::now_ms() < 40_000 {
-            tokio::time::sleep(Duration::from_millis(rng.gen_range(200..1_000))).await;
-            let grow = size == 1 || (size < 5 && rng.gen_bool(0.55));
-            let reply = driver
-                .resize(if grow { "increase" } else { "decrease" })
-                .await;
-            match reply {
-                Some(reply) if reply.status.is_success() => {
-                    size = if grow { size + 1 } else { size - 1 };
-                }
-                other => problem(
+        let mut generation = 0;
+        for _ in 0..SCRIPT_CYCLES {
+            warm(&driver, SCRIPT_KEYS, &mut generation).await;
+            let delay_ms = rng.gen_range(150..400);
+            let grow = driver.resize("increase");
+            let race = async {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                upload_all(&driver, SCRIPT_KEYS, &mut generation).await;
+                read_all(&driver, SCRIPT_KEYS).await;
+            };
+            let (grown, ()) = tokio::join!(grow, race);
+            if !grown.is_some_and(|reply| reply.status.is_success()) {
+                problem(
                     &problems,
                     Invariant::Liveness,
-                    format!(
-                        "resize refused without a fault: {:?}",
-                        other.map(|r| r.status)
-                    ),
-                ),
+                    "a resize failed without a fault".into(),
+                );
             }
+            // The late moves land; then every key must read its newest image.
+            tokio::time::sleep(Duration::from_millis(2_500)).await;
+            read_all(&driver, SCRIPT_KEYS).await;
+            driver.resize("decrease").await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        end_checks(&driver, workload.keys, &stop, &problems).await;
+        end_checks(&driver, SCRIPT_KEYS, &problems).await;
     });
     let finished = harness.run(run, Vec::new(), 0);
-    let text = summary("rebalance-race", run, &finished, &describe);
+    let text = summary("move-race", run, &finished, &describe);
     finished.output(text)
 }
 
-/// `eviction-race`.
+/// `join-race`: every key is uploaded again while the pool grows; each upload's
+/// invalidations wait (buggify) before they go out, so the old owner hands the old
+/// image to the new node before it hears of the new one. The upload must reach
+/// the new node too (`invalidate-stale-routing`).
+pub fn join_race(run: &Run) -> RunOutput {
+    let mut spec = WorldSpec::randomized(run.seed);
+    spec.cache.capacity = 8.0;
+    let describe = spec.describe();
+    let _hooks = run.buggify_only(&["upload.invalidate.before_send"], 100, 300);
+    let mut harness = Harness::new(spec);
+    let (problems, seed) = (harness.problems.clone(), run.seed);
+    harness.host("control", move |driver| async move {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x101);
+        driver.wait_ready(30_000).await;
+        let mut generation = 0;
+        for _ in 0..SCRIPT_CYCLES {
+            warm(&driver, SCRIPT_KEYS, &mut generation).await;
+            let delay_ms = rng.gen_range(20..200);
+            let uploads = upload_all(&driver, SCRIPT_KEYS, &mut generation);
+            let grow = async {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                driver.resize("increase").await
+            };
+            let ((), grown) = tokio::join!(uploads, grow);
+            if !grown
+                .as_ref()
+                .is_some_and(|reply| reply.status.is_success())
+            {
+                problem(
+                    &problems,
+                    Invariant::Liveness,
+                    format!(
+                        "a resize failed without a fault: {:?}",
+                        grown.map(|r| (r.status, String::from_utf8_lossy(&r.body).into_owned()))
+                    ),
+                );
+            }
+            read_all(&driver, SCRIPT_KEYS).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            read_all(&driver, SCRIPT_KEYS).await;
+            driver.resize("decrease").await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        end_checks(&driver, SCRIPT_KEYS, &problems).await;
+    });
+    let finished = harness.run(run, Vec::new(), 0);
+    let text = summary("join-race", run, &finished, &describe);
+    finished.output(text)
+}
+
+/// `eviction-race`: one node with room for a few images. A read of key k
+/// fills its old image late (buggify); meanwhile k is uploaded again, read (its
+/// new image cached), and evicted by reads of other keys. The late fill of the
+/// old image must be refused (`evict-drops-floor`).
 pub fn eviction_race(run: &Run) -> RunOutput {
     let mut spec = WorldSpec::randomized(run.seed);
-    // Room for three or four images per node: every fill evicts.
-    spec.cache.capacity = 0.008;
+    // Room for three images on the one node.
+    spec.cache.capacity = 0.0065;
+    spec.cache.policy = memring::cache::store::Policy::Lru;
     spec.floors_max = memring::cache::store::FLOORS_MAX_DEFAULT;
     let describe = spec.describe();
-    let _hooks = run.buggify(&["read.before_fill"], 50);
+    let _hooks = run.buggify_only(&["read.before_fill"], 50, 1_200);
     let mut harness = Harness::new(spec);
-    let workload = Workload {
-        keys: 8,
-        upload_percent: 35,
-        think_ms_max: 10,
-        ..Workload::default()
-    };
-    harness.clients(4, run.seed, workload);
-    let (stop, problems) = (harness.stop.clone(), harness.problems.clone());
+    let problems = harness.problems.clone();
     harness.host("control", move |driver| async move {
         driver.wait_ready(30_000).await;
-        // One node: every fill evicts from it.
-        tokio::time::sleep(Duration::from_millis(60_000)).await;
-        end_checks(&driver, workload.keys, &stop, &problems).await;
+        let mut generation = 0;
+        let cycles = 16;
+        for cycle in 0..cycles {
+            let key = key_name(cycle % SCRIPT_KEYS);
+            generation += 1;
+            driver.upload(&key, generation, 2_048).await;
+            // The fill of this read may come late.
+            driver.read(&key, false).await;
+            generation += 1;
+            driver.upload(&key, generation, 2_048).await;
+            driver.read(&key, false).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            // Other keys push k out.
+            for other in 1..=4 {
+                driver
+                    .read(&key_name((cycle + other) % SCRIPT_KEYS), false)
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(2_200)).await;
+            driver.read(&key, false).await;
+            driver.read(&key, false).await;
+        }
+        end_checks(&driver, SCRIPT_KEYS, &problems).await;
     });
     let finished = harness.run(run, Vec::new(), 0);
     let text = summary("eviction-race", run, &finished, &describe);
@@ -167,7 +274,7 @@ pub fn clear_race(run: &Run) -> RunOutput {
     harness.host("control", move |driver| async move {
         driver.wait_ready(30_000).await;
         tokio::time::sleep(Duration::from_millis(30_000)).await;
-        end_checks(&driver, workload.keys, &stop, &problems).await;
+        end_checks_after(&driver, workload.keys, &stop, &problems).await;
     });
     let finished = harness.run(run, Vec::new(), 0);
     let text = summary("clear-race", run, &finished, &describe);
@@ -228,7 +335,7 @@ fn manager_crash(run: &Run, lose_disk: bool) -> RunOutput {
                 );
             }
         }
-        end_checks(&driver, workload.keys, &stop, &problems).await;
+        end_checks_after(&driver, workload.keys, &stop, &problems).await;
     });
     let fault = if lose_disk {
         Fault::CrashManagerLosingDisk
