@@ -112,6 +112,9 @@ const SCRIPT_CYCLES: usize = 6;
 pub fn move_race(run: &Run) -> RunOutput {
     let mut spec = WorldSpec::randomized(run.seed);
     spec.cache.capacity = 8.0;
+    // A small floor bound would refuse the late moves by their fence, which hides
+    // what this scenario looks at: the floor itself.
+    spec.floors_max = memring::cache::store::FLOORS_MAX_DEFAULT;
     let describe = spec.describe();
     let _hooks = run.buggify_only(&["node.move.after_read"], 100, 800);
     let mut harness = Harness::new(spec);
@@ -157,6 +160,7 @@ pub fn move_race(run: &Run) -> RunOutput {
 pub fn join_race(run: &Run) -> RunOutput {
     let mut spec = WorldSpec::randomized(run.seed);
     spec.cache.capacity = 8.0;
+    spec.floors_max = memring::cache::store::FLOORS_MAX_DEFAULT;
     let describe = spec.describe();
     let _hooks = run.buggify_only(&["upload.invalidate.before_send"], 100, 300);
     let mut harness = Harness::new(spec);
@@ -211,32 +215,49 @@ pub fn eviction_race(run: &Run) -> RunOutput {
     spec.cache.policy = memring::cache::store::Policy::Lru;
     spec.floors_max = memring::cache::store::FLOORS_MAX_DEFAULT;
     let describe = spec.describe();
-    let _hooks = run.buggify_only(&["read.before_fill"], 50, 1_200);
+    let _hooks = run.buggify_only(&["read.before_fill"], 50, 1_900);
     let mut harness = Harness::new(spec);
     let problems = harness.problems.clone();
     harness.host("control", move |driver| async move {
         driver.wait_ready(30_000).await;
         let mut generation = 0;
-        let cycles = 16;
+        // Keys read once in a long while: each read of one misses and fills.
+        const FILLERS: usize = 64;
+        for filler in 0..FILLERS {
+            generation += 1;
+            driver
+                .upload(&format!("filler-{filler}"), generation, 2_048)
+                .await;
+        }
+        let mut next_filler = 0;
+        let cycles = 40;
         for cycle in 0..cycles {
             let key = key_name(cycle % SCRIPT_KEYS);
             generation += 1;
             driver.upload(&key, generation, 2_048).await;
-            // The fill of this read may come late.
+            // The fill of this read may come late: about 1.9 s after it.
+            let first_read_ms = crate::history::now_ms();
             driver.read(&key, false).await;
             generation += 1;
             driver.upload(&key, generation, 2_048).await;
             driver.read(&key, false).await;
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            // Other keys push k out.
-            for other in 1..=4 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Keys not cached push k out (about half their fills are late).
+            for _ in 0..6 {
                 driver
-                    .read(&key_name((cycle + other) % SCRIPT_KEYS), false)
+                    .read(&format!("filler-{}", next_filler % FILLERS), false)
                     .await;
+                next_filler += 1;
             }
-            tokio::time::sleep(Duration::from_millis(2_200)).await;
-            driver.read(&key, false).await;
-            driver.read(&key, false).await;
+            // Read k as the late fill lands, before later fills push it out.
+            while crate::history::now_ms() < first_read_ms + 1_950 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            for _ in 0..8 {
+                driver.read(&key, false).await;
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(2_000)).await;
         }
         end_checks(&driver, SCRIPT_KEYS, &problems).await;
     });
