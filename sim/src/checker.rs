@@ -99,18 +99,28 @@ impl Clears<'_> {
         })
     }
 
+    /// Until when a clear may take effect: its acknowledgement, or never known for
+    /// one that failed or got no answer (its request may still arrive, late).
+    fn effect_until(clear: &Op) -> Option<u64> {
+        match clear.outcome {
+            Outcome::Done => clear.complete_ms,
+            _ => None,
+        }
+    }
+
     /// May an upload invoked at `invoked_ms` have been erased for a read at `at_ms`?
     fn maybe_erased(&self, invoked_ms: u64, at_ms: u64) -> bool {
         self.ops.iter().any(|clear| {
-            clear.invoke_ms < at_ms && clear.complete_ms.is_none_or(|done| done > invoked_ms)
+            clear.invoke_ms < at_ms
+                && Self::effect_until(clear).is_none_or(|done| done > invoked_ms)
         })
     }
 
     /// May a clear have happened between `from_ms` and `to_ms`?
     fn any_between(&self, from_ms: u64, to_ms: u64) -> bool {
-        self.ops
-            .iter()
-            .any(|clear| clear.invoke_ms < to_ms && clear.complete_ms.is_none_or(|d| d > from_ms))
+        self.ops.iter().any(|clear| {
+            clear.invoke_ms < to_ms && Self::effect_until(clear).is_none_or(|d| d > from_ms)
+        })
     }
 }
 

@@ -294,8 +294,11 @@ pub async fn heal_quarantined(state: &Arc<FrontendState>) {
     }
 }
 
-/// Clears the cache: every node of the pool and the cached-key index.
+/// Clears the cache: every node of the pool and the cached-key index. Waits for a
+/// rebalance in progress: its move orders carry images read before the clear, and
+/// would put them back into nodes this clear has just emptied.
 pub async fn clear_cache(state: &Arc<FrontendState>) {
+    let _guard = state.rebalance_lock.lock().await;
     let nodes: Vec<NodeId> = state
         .routing()
         .map(|routing| routing.pool.nodes().to_vec())

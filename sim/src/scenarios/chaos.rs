@@ -87,13 +87,7 @@ pub fn schedule(seed: u64) -> Vec<Scheduled> {
                 Fault::Slow(a, b, rng.gen_range(300..1_500))
             }
             9 => Fault::CrashManager,
-            10 => {
-                if rng.gen_bool(0.4) {
-                    Fault::CrashManagerLosingDisk
-                } else {
-                    Fault::CrashManager
-                }
-            }
+            10 => Fault::CrashManagerLosingDisk,
             11 => Fault::RestartFrontend,
             12 => Fault::StorageSlow(store(&mut rng), rng.gen_range(200..1_800)),
             13 => Fault::StorageErrors(store(&mut rng), rng.gen_range(100..600)),
@@ -135,7 +129,15 @@ pub fn run(run: &Run) -> RunOutput {
     let seed = run.seed;
     harness.host("admin", move |driver| async move {
         driver.wait_ready(30_000).await;
-        admin_loop(driver, seed, AdminMix::everyday(), stop).await;
+        let mix = AdminMix {
+            clear_data: 25,
+            clear_cache: 15,
+            list_keys: 40,
+            config: 20,
+            pause_ms_min: 500,
+            pause_ms_max: 3_000,
+        };
+        admin_loop(driver, seed, mix, stop).await;
     });
     let stop = harness.stop.clone();
     let healed = harness.healed.clone();
@@ -145,10 +147,21 @@ pub fn run(run: &Run) -> RunOutput {
     harness.host("control", move |driver| async move {
         let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(99));
         driver.wait_ready(30_000).await;
-        // Resizes during the faults; they may fail while faults last.
+        // Resizes during the faults; they may fail while faults last. Now and
+        // then an operator tells the front-end a part of the manager's pool
+        // directly (the documented notify); it stands until the manager's next
+        // epoch.
         let mut size: usize = 1;
         while crate::history::now_ms() < FAULT_WINDOW_MS {
-            tokio::time::sleep(Duration::from_millis(rng.gen_range(3_000..8_000))).await;
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(1_500..5_000))).await;
+            if rng.gen_bool(0.25) {
+                if let Some(pool) = driver.manager_pool().await.filter(|p| p.len() > 1) {
+                    let keep = rng.gen_range(1..pool.len());
+                    let members: Vec<&str> = pool[..keep].iter().map(String::as_str).collect();
+                    driver.notify(&members, "decrease").await;
+                    continue;
+                }
+            }
             let grow = size == 1 || (size < 6 && rng.gen_bool(0.6));
             let change = if grow { "increase" } else { "decrease" };
             let reply = driver.resize(change).await;
@@ -173,7 +186,6 @@ pub fn run(run: &Run) -> RunOutput {
         tokio::time::sleep(Duration::from_millis(crate::driver::CLIENT_TIMEOUT_MS + 2_000)).await;
         let mut found = Vec::new();
         final_reads(&driver, workload.keys, 30_000).await;
-        check_pool(&driver, None, &mut found).await;
         // An acknowledged resize survives a manager crash (not the loss of its disk).
         let expected = {
             let known = resizes.lock().unwrap_or_else(|p| p.into_inner());
@@ -204,6 +216,21 @@ pub fn run(run: &Run) -> RunOutput {
                 );
             }
         }
+        // One more resize through the manager: its new epoch ends any pool told
+        // directly, and the front-end must follow it.
+        let now_size = driver.manager_pool().await.map_or(1, |pool| pool.len());
+        let first = if now_size > 1 { "decrease" } else { "increase" };
+        let mut resized = false;
+        for change in [first, if first == "decrease" { "increase" } else { "decrease" }] {
+            if driver.resize(change).await.is_some_and(|r| r.status.is_success()) {
+                resized = true;
+                break;
+            }
+        }
+        if !resized {
+            problem(&problems, Invariant::Liveness, "no resize was taken after healing".into());
+        }
+        check_pool(&driver, None, &mut found).await;
         check_recovery(&driver, workload.keys, &mut found).await;
         check_stats(&driver, stats_interval_ms, &mut found).await;
         problems

@@ -118,7 +118,13 @@ pub async fn client_loop(
         ChaCha8Rng::seed_from_u64(seed ^ (client_index.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
     let mut next_generation = client_index * 1_000_000 + 1;
     while !stop.load(Ordering::Relaxed) {
-        let key = key_name(rng.gen_range(0..workload.keys));
+        // Skewed: half the operations go to the three hottest keys.
+        let index = if rng.gen_bool(0.5) {
+            rng.gen_range(0..workload.keys.min(3))
+        } else {
+            rng.gen_range(0..workload.keys)
+        };
+        let key = key_name(index);
         if rng.gen_range(0..100) < workload.upload_percent {
             let outcome = if rng.gen_range(0..100) < workload.retry_percent {
                 driver
