@@ -123,7 +123,7 @@ mod enabled {
     }
 
     /// Chance that a point is enabled for a run, in percent.
-    const POINT_ENABLED_PERCENT: u32 = 40;
+    const POINT_ENABLED_PERCENT: u32 = 60;
     /// Chance that an enabled point fires when reached, in percent.
     const POINT_FIRES_PERCENT: u32 = 20;
     /// Longest buggify delay.

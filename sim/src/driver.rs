@@ -334,6 +334,22 @@ impl Driver {
             .is_some_and(|reply| reply.status.is_success())
     }
 
+    /// Grows or shrinks the pool by one through the manager; `Err(true)` when the
+    /// call surely never reached the manager (no connection), `Err(false)` when its
+    /// effect is unknown.
+    pub async fn resize_call(&self, change: &str) -> Result<Reply, bool> {
+        let body = serde_json::json!({ "change": change });
+        self.call_json_with_timeout(
+            Method::POST,
+            true,
+            "/api/manager/poolsize/manual",
+            &body,
+            120_000,
+        )
+        .await
+        .map_err(|error| error.contains("(Connect)"))
+    }
+
     /// Grows or shrinks the pool by one through the manager.
     pub async fn resize(&self, change: &str) -> Option<Reply> {
         let body = serde_json::json!({ "change": change });

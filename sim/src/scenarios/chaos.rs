@@ -30,7 +30,7 @@ const HEAL_AT_MS: u64 = FAULT_WINDOW_MS + 2_000;
 /// The hosts faults may reach: every service host and the workload clients.
 fn hosts() -> Vec<String> {
     let mut hosts = service_hosts();
-    hosts.extend(["client1", "client2"].iter().map(|s| s.to_string()));
+    hosts.extend(["client1", "client2", "client3"].iter().map(|s| s.to_string()));
     hosts
 }
 
@@ -58,7 +58,7 @@ pub fn schedule(seed: u64) -> Vec<Scheduled> {
         };
         let node = |rng: &mut ChaCha8Rng| SLOTS[rng.gen_range(0..SLOTS.len())].to_owned();
         let store = |rng: &mut ChaCha8Rng| if rng.gen_bool(0.5) { "s3" } else { "rds" }.to_owned();
-        let fault = match rng.gen_range(0..16) {
+        let fault = match rng.gen_range(0..17) {
             0 => Fault::Bounce(node(&mut rng)),
             1 => Fault::Crash(node(&mut rng)),
             2 | 3 => {
@@ -87,7 +87,7 @@ pub fn schedule(seed: u64) -> Vec<Scheduled> {
                 Fault::Slow(a, b, rng.gen_range(300..1_500))
             }
             9 => Fault::CrashManager,
-            10 => Fault::CrashManagerLosingDisk,
+            10 | 16 => Fault::CrashManagerLosingDisk,
             11 => Fault::RestartFrontend,
             12 => Fault::StorageSlow(store(&mut rng), rng.gen_range(200..1_800)),
             13 => Fault::StorageErrors(store(&mut rng), rng.gen_range(100..600)),
@@ -113,18 +113,39 @@ struct Resizes {
     unknown_since: bool,
 }
 
+impl Resizes {
+    /// Takes an acknowledged resize that asked for `wanted` nodes by one `change`;
+    /// returns the size the manager should have reached, if it is known: the
+    /// previous acknowledged size plus or minus one, unless something unknown came
+    /// between (a resize without an answer, or the manager's disk lost).
+    fn acknowledge(&mut self, wanted: usize, grow: bool, now_ms: u64, log: &crate::faults::FaultLog) -> Option<usize> {
+        let expected = match self.last_acked {
+            Some((before, at_ms)) if !self.unknown_since => {
+                let disk_lost = log.spans().iter().any(|span| {
+                    span.fault == Fault::CrashManagerLosingDisk && span.from_ms + 1_000 >= at_ms
+                });
+                (!disk_lost).then(|| if grow { before + 1 } else { before.saturating_sub(1) })
+            }
+            _ => None,
+        };
+        self.last_acked = Some((wanted, now_ms));
+        self.unknown_since = false;
+        expected
+    }
+}
+
 pub fn run(run: &Run) -> RunOutput {
     let spec = WorldSpec::randomized(run.seed);
     let describe = spec.describe();
     let stats_interval_ms = spec.stats_interval_ms;
     // Buggify: each point enabled with some chance for this run.
-    let _hooks = run.buggify(&[], 0);
+    let _hooks = run.buggify(&[], 40);
     let mut harness = Harness::new(spec);
     let workload = Workload {
         retry_percent: 20,
         ..Workload::default()
     };
-    harness.clients(2, run.seed, workload);
+    harness.clients(3, run.seed, workload);
     let stop = harness.stop.clone();
     let seed = run.seed;
     harness.host("admin", move |driver| async move {
@@ -152,30 +173,44 @@ pub fn run(run: &Run) -> RunOutput {
         // directly (the documented notify); it stands until the manager's next
         // epoch.
         let mut size: usize = 1;
+        // Whether the last pool change was told to the front-end directly (then the
+        // two disagree until the manager's next epoch).
+        let mut last_direct = false;
         while crate::history::now_ms() < FAULT_WINDOW_MS {
             tokio::time::sleep(Duration::from_millis(rng.gen_range(1_500..5_000))).await;
-            if rng.gen_bool(0.25) {
+            if rng.gen_bool(0.4) {
                 if let Some(pool) = driver.manager_pool().await.filter(|p| p.len() > 1) {
                     let keep = rng.gen_range(1..pool.len());
                     let members: Vec<&str> = pool[..keep].iter().map(String::as_str).collect();
                     driver.notify(&members, "decrease").await;
+                    last_direct = true;
                     continue;
                 }
             }
             let grow = size == 1 || (size < 6 && rng.gen_bool(0.6));
             let change = if grow { "increase" } else { "decrease" };
-            let reply = driver.resize(change).await;
+            let reply = driver.resize_call(change).await;
+            last_direct = false;
             let mut known = resizes.lock().unwrap_or_else(|p| p.into_inner());
             match reply {
-                Some(reply) if reply.status.is_success() => {
+                Ok(reply) if reply.status.is_success() => {
                     let body: serde_json::Value = reply.json().unwrap_or_default();
                     let wanted = body["content"]["wanted"].as_u64().unwrap_or(0) as usize;
                     size = body["content"]["size"].as_u64().unwrap_or(size as u64) as usize;
-                    known.last_acked = Some((wanted, crate::history::now_ms()));
-                    known.unknown_since = false;
+                    let now_ms = crate::history::now_ms();
+                    if let Some(expected) = known.acknowledge(wanted, grow, now_ms, &log) {
+                        if expected != wanted {
+                            problem(
+                                &problems,
+                                Invariant::DurableResize,
+                                format!("an acknowledged resize ({change}) reached {wanted} nodes; the one before had reached {}", if grow { expected - 1 } else { expected + 1 }),
+                            );
+                        }
+                    }
                 }
-                // Refused outright: nothing changed.
-                Some(reply) if reply.status.is_client_error() => {}
+                // Refused outright, or never sent: nothing changed.
+                Ok(reply) if reply.status.is_client_error() => {}
+                Err(true) => {}
                 _ => known.unknown_since = true,
             }
         }
@@ -215,6 +250,12 @@ pub fn run(run: &Run) -> RunOutput {
                     format!("the last acknowledged resize asked for {wanted} nodes; after healing the manager has {last:?}"),
                 );
             }
+        }
+        // The manager re-tells the front-end any pool it has not acknowledged, and
+        // moves past a newer epoch of the front-end's: they agree (unless the last
+        // change was told directly).
+        if !last_direct {
+            check_pool(&driver, None, &mut found).await;
         }
         // One more resize through the manager: its new epoch ends any pool told
         // directly, and the front-end must follow it.
