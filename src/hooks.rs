@@ -127,7 +127,7 @@ mod enabled {
     /// Chance that an enabled point fires when reached, in percent.
     const POINT_FIRES_PERCENT: u32 = 20;
     /// Longest buggify delay.
-    const DELAY_MS_MAX: u64 = 2_000;
+    const DELAY_MS_MAX: u64 = 3_000;
 
     struct Context {
         plant: Option<Plant>,

@@ -103,6 +103,9 @@ pub struct FrontendState {
     fills: Arc<tokio::sync::Semaphore>,
     /// Keys with an upload in progress.
     flux: Mutex<Flux>,
+    /// Nodes that left the routing but have a move order out: they still hold
+    /// images they are handing over, so uploads invalidate them too.
+    handing_over: Mutex<BTreeMap<NodeId, u32>>,
     /// Cache hits thrown away because an upload of the key began meanwhile.
     discarded_hits: std::sync::atomic::AtomicU64,
 }
@@ -209,6 +212,7 @@ impl FrontendState {
             rng: Mutex::new(rng),
             fills: Arc::new(tokio::sync::Semaphore::new(FILLS_IN_FLIGHT_MAX)),
             flux: Mutex::new(Flux::new()),
+            handing_over: Mutex::new(BTreeMap::new()),
             discarded_hits: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -231,6 +235,21 @@ impl FrontendState {
     /// The cached-key index, as the next rebalance would see it.
     pub fn cached_keys(&self) -> CachedKeys {
         lock(&self.cached).clone()
+    }
+
+    /// Every node an upload must invalidate: the routing pool and the nodes still
+    /// handing keys over.
+    fn invalidation_targets(&self) -> Vec<NodeId> {
+        let mut targets: Vec<NodeId> = self
+            .routing()
+            .map(|routing| routing.pool.nodes().to_vec())
+            .unwrap_or_default();
+        for node in lock(&self.handing_over).keys() {
+            if !targets.contains(node) {
+                targets.push(node.clone());
+            }
+        }
+        targets
     }
 
     fn is_quarantined(&self, node: &NodeId) -> bool {

@@ -164,6 +164,24 @@ pub async fn rebalance_to(
         .collect();
     clear_nodes(state, &newcomers).await;
 
+    // Leaving nodes hold what they will hand over: until their orders are done,
+    // uploads invalidate them too (see `invalidate_everywhere`).
+    let leaving: Vec<NodeId> = old_pool
+        .nodes()
+        .iter()
+        .filter(|node| !new_pool.contains(node))
+        .cloned()
+        .collect();
+    {
+        let mut handing_over = lock(&state.handing_over);
+        for node in &leaving {
+            *handing_over.entry(node.clone()).or_insert(0) += 1;
+        }
+    }
+    let _handed_over = HandedOver {
+        state,
+        nodes: leaving,
+    };
     if crate::planted!(StaleRoute) {
         // Planted bug: the new pool is taken but routing keeps the old mapping.
         state.set_routing(Routing {
@@ -234,6 +252,27 @@ pub async fn rebalance_to(
         plan,
         failed_orders,
     })
+}
+
+/// Takes leaving nodes off the hand-over list when a rebalance ends, however it
+/// ends.
+struct HandedOver<'a> {
+    state: &'a FrontendState,
+    nodes: Vec<NodeId>,
+}
+
+impl Drop for HandedOver<'_> {
+    fn drop(&mut self) {
+        let mut handing_over = lock(&self.state.handing_over);
+        for node in &self.nodes {
+            if let Some(count) = handing_over.get_mut(node) {
+                *count -= 1;
+                if *count == 0 {
+                    handing_over.remove(node);
+                }
+            }
+        }
+    }
 }
 
 /// Asks the manager for its pool and moves to it if it differs from the one in force.

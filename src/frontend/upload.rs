@@ -135,7 +135,10 @@ async fn settle_unconfirmed(state: &Arc<FrontendState>, key: &str) -> bool {
             invalidate_everywhere(state, key, row.version).await;
             true
         }
-        Ok(None) => true,
+        // No row: the key was cleared, or the commit never landed. Nodes may still
+        // hold an older image, so the key stays unsettled until an upload of it
+        // invalidates them, or a cache clear empties them.
+        Ok(None) => false,
         Err(error) => {
             tracing::warn!(key, %error, "cannot settle an unconfirmed upload; its key bypasses the cache");
             false
@@ -215,20 +218,26 @@ const INVALIDATION_ROUNDS_MAX: usize = 8;
 /// Invalidates `key` at `version` on every node of the pool. A node that does not
 /// confirm is quarantined: reads bypass it until it has been cleared.
 ///
+/// The targets are the routing pool and the nodes that left it but are still
+/// handing keys over (they would otherwise move an image invalidated meanwhile).
 /// The pool may change while the calls are out: a node that joins during the
 /// fan-out could then receive the old image from its previous owner after the
-/// fan-out passed it by. So after each round the routing is read again, and nodes
-/// that joined are invalidated too, until a round finds every member done.
+/// fan-out passed it by. So after each round the targets are read again, and
+/// nodes that joined are invalidated too, until a round finds every one done.
 pub(super) async fn invalidate_everywhere(state: &Arc<FrontendState>, key: &str, version: u64) {
     let path = format!("{}?version={version}", item_path(key));
     let mut done: BTreeSet<NodeId> = BTreeSet::new();
     for _ in 0..INVALIDATION_ROUNDS_MAX {
-        let Some(routing) = state.routing() else {
-            return;
+        let targets = if crate::planted!(InvalidateStaleRouting) {
+            // Planted bug: the routing pool only, read once.
+            state
+                .routing()
+                .map(|routing| routing.pool.nodes().to_vec())
+                .unwrap_or_default()
+        } else {
+            state.invalidation_targets()
         };
-        let todo: Vec<&NodeId> = routing
-            .pool
-            .nodes()
+        let todo: Vec<&NodeId> = targets
             .iter()
             .filter(|node| !done.contains(*node))
             .collect();
@@ -268,12 +277,10 @@ pub(super) async fn invalidate_everywhere(state: &Arc<FrontendState>, key: &str,
         }
     }
     // The pool kept changing: whoever was not reached is bypassed until cleared.
-    if let Some(routing) = state.routing() {
-        for node in routing.pool.nodes() {
-            if !done.contains(node) {
-                tracing::warn!(%node, %key, "pool kept changing; node not invalidated");
-                state.quarantine(node);
-            }
+    for node in state.invalidation_targets() {
+        if !done.contains(&node) {
+            tracing::warn!(%node, %key, "pool kept changing; node not invalidated");
+            state.quarantine(&node);
         }
     }
 }

@@ -26,11 +26,17 @@ use crate::world::{service_hosts, WorldSpec, SLOTS};
 const FAULT_WINDOW_MS: u64 = 60_000;
 /// Healing happens here; checks follow.
 const HEAL_AT_MS: u64 = FAULT_WINDOW_MS + 2_000;
+/// Keys the browsing client reads in turn.
+const CATALOGUE_KEYS: usize = 40;
 
 /// The hosts faults may reach: every service host and the workload clients.
 fn hosts() -> Vec<String> {
     let mut hosts = service_hosts();
-    hosts.extend(["client1", "client2", "client3"].iter().map(|s| s.to_string()));
+    hosts.extend(
+        ["client1", "client2", "client3"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
     hosts
 }
 
@@ -58,7 +64,7 @@ pub fn schedule(seed: u64) -> Vec<Scheduled> {
         };
         let node = |rng: &mut ChaCha8Rng| SLOTS[rng.gen_range(0..SLOTS.len())].to_owned();
         let store = |rng: &mut ChaCha8Rng| if rng.gen_bool(0.5) { "s3" } else { "rds" }.to_owned();
-        let fault = match rng.gen_range(0..17) {
+        let fault = match rng.gen_range(0..18) {
             0 => Fault::Bounce(node(&mut rng)),
             1 => Fault::Crash(node(&mut rng)),
             2 | 3 => {
@@ -86,7 +92,7 @@ pub fn schedule(seed: u64) -> Vec<Scheduled> {
                 let (a, b) = pair(&mut rng);
                 Fault::Slow(a, b, rng.gen_range(300..1_500))
             }
-            9 => Fault::CrashManager,
+            9 | 17 => Fault::CrashManager,
             10 | 16 => Fault::CrashManagerLosingDisk,
             11 => Fault::RestartFrontend,
             12 => Fault::StorageSlow(store(&mut rng), rng.gen_range(200..1_800)),
@@ -118,13 +124,25 @@ impl Resizes {
     /// returns the size the manager should have reached, if it is known: the
     /// previous acknowledged size plus or minus one, unless something unknown came
     /// between (a resize without an answer, or the manager's disk lost).
-    fn acknowledge(&mut self, wanted: usize, grow: bool, now_ms: u64, log: &crate::faults::FaultLog) -> Option<usize> {
+    fn acknowledge(
+        &mut self,
+        wanted: usize,
+        grow: bool,
+        now_ms: u64,
+        log: &crate::faults::FaultLog,
+    ) -> Option<usize> {
         let expected = match self.last_acked {
             Some((before, at_ms)) if !self.unknown_since => {
                 let disk_lost = log.spans().iter().any(|span| {
                     span.fault == Fault::CrashManagerLosingDisk && span.from_ms + 1_000 >= at_ms
                 });
-                (!disk_lost).then(|| if grow { before + 1 } else { before.saturating_sub(1) })
+                (!disk_lost).then(|| {
+                    if grow {
+                        before + 1
+                    } else {
+                        before.saturating_sub(1)
+                    }
+                })
             }
             _ => None,
         };
@@ -146,6 +164,28 @@ pub fn run(run: &Run) -> RunOutput {
         ..Workload::default()
     };
     harness.clients(3, run.seed, workload);
+    // A client browsing a catalogue wider than the caches: its reads evict.
+    let stop = harness.stop.clone();
+    harness.host("browser", move |driver| async move {
+        driver.wait_ready(30_000).await;
+        for index in 0..CATALOGUE_KEYS {
+            driver
+                .upload(
+                    &format!("catalogue-{index}"),
+                    9_000_000 + index as u64,
+                    2_048,
+                )
+                .await;
+        }
+        let mut index = 0;
+        while !stop.load(Ordering::Relaxed) {
+            driver
+                .read(&format!("catalogue-{}", index % CATALOGUE_KEYS), false)
+                .await;
+            index += 7;
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+    });
     let stop = harness.stop.clone();
     let seed = run.seed;
     harness.host("admin", move |driver| async move {
