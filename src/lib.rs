@@ -27,6 +27,11 @@ pub mod stats;
 pub mod storage;
 pub mod up;
 
+/// The tracing target on which a service reports a broken protocol invariant:
+/// something its own protocol says cannot happen, or cannot be repaired. The
+/// simulation fails any run that logs one.
+pub const INVARIANT_TARGET: &str = "memring::invariant";
+
 pub use assign::{Assignment, Strategy};
 pub use balance::{plan, BalancePlan, CachedKeys, MoveKeysPayload, PlanSettings};
 pub use error::InputError;

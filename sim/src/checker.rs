@@ -42,6 +42,8 @@ pub enum Invariant {
     NoSpuriousFailure,
     /// The manager lost a resize it had acknowledged.
     DurableResize,
+    /// A service reported that its own protocol broke.
+    ProtocolBreach,
 }
 
 impl fmt::Display for Invariant {
@@ -57,6 +59,7 @@ impl fmt::Display for Invariant {
             Invariant::ListKeys => "7. list_keys agrees",
             Invariant::NoSpuriousFailure => "8. no failure without a fault",
             Invariant::DurableResize => "9. acknowledged resizes are durable",
+            Invariant::ProtocolBreach => "10. no protocol breach reported by a service",
         })
     }
 }

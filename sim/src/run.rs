@@ -7,7 +7,7 @@ use memring::hooks::{BuggifySettings, Plant, RunHooks};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::checker::{context, Violation};
+use crate::checker::{context, Invariant, Violation};
 use crate::history::Op;
 use crate::scenarios::Scenario;
 use crate::trace::Recorder;
@@ -106,6 +106,7 @@ pub fn run(scenario: Scenario, seed: u64, plant: Option<Plant>) -> Report {
         .with_default(LevelFilter::WARN)
         .with_target("memring", LevelFilter::INFO)
         .with_target("memring::http", LevelFilter::DEBUG)
+        .with_target(crate::trace::INVARIANT_TARGET, LevelFilter::TRACE)
         .with_target("memring_sim", LevelFilter::INFO);
     let subscriber = tracing_subscriber::registry()
         .with(recorder.layer())
@@ -118,7 +119,14 @@ pub fn run(scenario: Scenario, seed: u64, plant: Option<Plant>) -> Report {
     };
     // The plant is in force for the whole run; scenarios may turn buggify on.
     let _hooks = RunHooks::enter(plant, None);
-    let output = tracing::subscriber::with_default(subscriber, || scenario.run(&run));
+    let mut output = tracing::subscriber::with_default(subscriber, || scenario.run(&run));
+    for breach in recorder.breaches() {
+        output.violations.push(Violation {
+            invariant: Invariant::ProtocolBreach,
+            message: breach,
+            op: None,
+        });
+    }
     Report {
         output,
         trace: recorder.trace(),

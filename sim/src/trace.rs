@@ -15,10 +15,16 @@ use tracing_subscriber::Layer;
 /// The target of the front-end's documented rebalance lines.
 pub const REBALANCE_TARGET: &str = "memring::rebalance";
 
+/// The target on which a service reports a broken protocol invariant (after
+/// FoundationDB's `SevError`): any such event fails the run.
+pub const INVARIANT_TARGET: &str = memring::INVARIANT_TARGET;
+
 #[derive(Default)]
 struct Lines {
     trace: Vec<String>,
     rebalance: Vec<String>,
+    /// Invariant breaches the services reported, with their host.
+    breaches: Vec<String>,
 }
 
 /// Shared, append-only record of one run.
@@ -56,6 +62,11 @@ impl Recorder {
     /// The rebalance lines logged so far, without prefix.
     pub fn rebalance_lines(&self) -> Vec<String> {
         self.lines().rebalance.clone()
+    }
+
+    /// Invariant breaches the services reported.
+    pub fn breaches(&self) -> Vec<String> {
+        self.lines().breaches.clone()
     }
 
     /// Forgets the rebalance lines logged so far.
@@ -140,6 +151,12 @@ where
         let metadata = event.metadata();
         if metadata.target() == REBALANCE_TARGET {
             self.recorder.lines().rebalance.push(fields.message.clone());
+        }
+        if metadata.target() == INVARIANT_TARGET {
+            self.recorder
+                .lines()
+                .breaches
+                .push(format!("{host}: {}{}", fields.message, fields.rest));
         }
         let text = format!(
             "{} {}: {}{}",

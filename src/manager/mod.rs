@@ -469,7 +469,10 @@ impl ManagerState {
                         }
                         _ => {
                             tracing::error!(
-                                "the front-end refused an old epoch; was the manager's state lost?"
+                                target: crate::INVARIANT_TARGET,
+                                epoch,
+                                theirs,
+                                "the front-end refused this manager's epoch and the manager cannot move past it: its pool changes do not reach the front-end"
                             );
                             return None;
                         }
