@@ -378,14 +378,19 @@ impl Driver {
         })
     }
 
-    /// The front-end's routing pool.
-    pub async fn frontend_pool(&self) -> Option<Vec<String>> {
+    /// The front-end's `/api/pool` answer.
+    async fn pool_view(&self) -> Option<Value> {
         let reply = self
             .client
             .send(Method::GET, &self.frontend, "/api/pool", &[], Bytes::new())
             .await
             .ok()?;
-        let body: Value = reply.json()?;
+        reply.json()
+    }
+
+    /// The front-end's routing pool.
+    pub async fn frontend_pool(&self) -> Option<Vec<String>> {
+        let body = self.pool_view().await?;
         body["pool"].as_array().map(|ids| {
             ids.iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))
@@ -395,12 +400,7 @@ impl Driver {
 
     /// The nodes the front-end has quarantined.
     pub async fn quarantined(&self) -> Option<Vec<String>> {
-        let reply = self
-            .client
-            .send(Method::GET, &self.frontend, "/api/pool", &[], Bytes::new())
-            .await
-            .ok()?;
-        let body: Value = reply.json()?;
+        let body = self.pool_view().await?;
         body["quarantined"].as_array().map(|ids| {
             ids.iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))
@@ -410,12 +410,7 @@ impl Driver {
 
     /// Cache hits the front-end threw away.
     pub async fn discarded_hits(&self) -> Option<u64> {
-        let reply = self
-            .client
-            .send(Method::GET, &self.frontend, "/api/pool", &[], Bytes::new())
-            .await
-            .ok()?;
-        reply.json::<Value>()?["discarded_hits"].as_u64()
+        self.pool_view().await?["discarded_hits"].as_u64()
     }
 
     /// The keys a node holds, sorted.

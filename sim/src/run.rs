@@ -25,16 +25,7 @@ impl Run {
     /// chance, `forced` ones always, and fires `fire_percent` of the time (0: the
     /// default). Scenarios call it before the simulation starts.
     pub fn buggify(&self, forced: &[&'static str], fire_percent: u32) -> RunHooks {
-        RunHooks::enter(
-            self.plant,
-            Some(BuggifySettings {
-                seed: self.seed ^ 0xb0b0_fb0b,
-                forced: forced.to_vec(),
-                fire_percent,
-                delay_ms_min: 0,
-                only_forced: false,
-            }),
-        )
+        self.enter_buggify(forced, fire_percent, 0, false)
     }
 
     /// Buggify for a scripted scenario: only the `forced` points, firing
@@ -45,6 +36,16 @@ impl Run {
         fire_percent: u32,
         delay_ms_min: u64,
     ) -> RunHooks {
+        self.enter_buggify(forced, fire_percent, delay_ms_min, true)
+    }
+
+    fn enter_buggify(
+        &self,
+        forced: &[&'static str],
+        fire_percent: u32,
+        delay_ms_min: u64,
+        only_forced: bool,
+    ) -> RunHooks {
         RunHooks::enter(
             self.plant,
             Some(BuggifySettings {
@@ -52,7 +53,7 @@ impl Run {
                 forced: forced.to_vec(),
                 fire_percent,
                 delay_ms_min,
-                only_forced: true,
+                only_forced,
             }),
         )
     }
