@@ -159,6 +159,7 @@ pub fn run(run: &Run) -> RunOutput {
     // Buggify: each point enabled with some chance for this run.
     let _hooks = run.buggify(&[], 40);
     let mut harness = Harness::new(spec);
+    harness.buggify_on = true;
     let workload = Workload {
         retry_percent: 20,
         ..Workload::default()

@@ -49,6 +49,8 @@ pub struct Harness {
     pub problems: Problems,
     book: FaultBook,
     clients: Vec<String>,
+    /// Buggify delays the services now and then (see `run`).
+    pub buggify_on: bool,
 }
 
 impl Harness {
@@ -65,6 +67,7 @@ impl Harness {
             healed: Arc::default(),
             problems: Arc::default(),
             clients: Vec::new(),
+            buggify_on: false,
         }
     }
 
@@ -168,7 +171,19 @@ impl Harness {
         let log = self.book.log.clone();
         // A connection cut by a fault stays stuck until its calls time out.
         let after_ms = crate::driver::CLIENT_TIMEOUT_MS + 2_000;
-        violations.extend(check_failures(&ops, &|from, to| {
+        // With buggify on, delays inside the services are faults too: a client
+        // timeout is excused (an error answer is not; a hang fails liveness).
+        let buggify_on = self.buggify_on;
+        let timeouts_excused = |op: &Op| {
+            buggify_on
+                && matches!(&op.outcome, crate::history::Outcome::Failed(why) if why.contains("timed out"))
+        };
+        let failures: Vec<Op> = ops
+            .iter()
+            .filter(|op| !timeouts_excused(op))
+            .cloned()
+            .collect();
+        violations.extend(check_failures(&failures, &|from, to| {
             log.storage_path_disturbed(from, to, after_ms)
         }));
         violations.extend(
