@@ -215,7 +215,7 @@ pub fn eviction_race(run: &Run) -> RunOutput {
     spec.cache.policy = memring::cache::store::Policy::Lru;
     spec.floors_max = memring::cache::store::FLOORS_MAX_DEFAULT;
     let describe = spec.describe();
-    let _hooks = run.buggify_only(&["read.before_fill"], 50, 1_900);
+    let _hooks = run.buggify_only(&["read.before_fill"], 50, 2_500);
     let mut harness = Harness::new(spec);
     let problems = harness.problems.clone();
     harness.host("control", move |driver| async move {
@@ -230,12 +230,12 @@ pub fn eviction_race(run: &Run) -> RunOutput {
                 .await;
         }
         let mut next_filler = 0;
-        let cycles = 40;
+        let cycles = 80;
         for cycle in 0..cycles {
             let key = key_name(cycle % SCRIPT_KEYS);
             generation += 1;
             driver.upload(&key, generation, 2_048).await;
-            // The fill of this read may come late: about 1.9 s after it.
+            // The fill of this read may come late: about 2.5 s after it.
             let first_read_ms = crate::history::now_ms();
             driver.read(&key, false).await;
             generation += 1;
@@ -250,14 +250,14 @@ pub fn eviction_race(run: &Run) -> RunOutput {
                 next_filler += 1;
             }
             // Read k as the late fill lands, before later fills push it out.
-            while crate::history::now_ms() < first_read_ms + 1_950 {
+            while crate::history::now_ms() < first_read_ms + 2_450 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             for _ in 0..8 {
                 driver.read(&key, false).await;
                 tokio::time::sleep(Duration::from_millis(40)).await;
             }
-            tokio::time::sleep(Duration::from_millis(2_000)).await;
+            tokio::time::sleep(Duration::from_millis(1_000)).await;
         }
         end_checks(&driver, SCRIPT_KEYS, &problems).await;
     });
