@@ -132,8 +132,19 @@ struct Flux {
     active: BTreeMap<String, u32>,
     /// Uploads begun, per bucket of keys.
     begun: Vec<u64>,
-    /// Keys whose failed upload could not be settled, oldest first.
-    unsettled: std::collections::VecDeque<String>,
+    /// Keys whose failed upload could not be settled, with when they were added.
+    unsettled: BTreeMap<String, u64>,
+    /// The same keys, oldest first, for the bound.
+    unsettled_order: BTreeMap<u64, String>,
+    next_unsettled: u64,
+}
+
+/// What a read noted before asking the cache: its key's bucket and the uploads
+/// begun in it then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ReadTicket {
+    bucket: usize,
+    begun: u64,
 }
 
 fn flux_bucket(key: &str) -> usize {
@@ -149,16 +160,25 @@ impl Flux {
         }
     }
 
-    /// A read may use the cache for `key` now; returns the counter to compare later.
-    fn read_ticket(&self, key: &str) -> Option<u64> {
-        if self.active.contains_key(key) || self.unsettled.iter().any(|k| k == key) {
-            return None;
-        }
-        Some(self.begun[flux_bucket(key)])
+    fn in_flux(&self, key: &str) -> bool {
+        self.active.contains_key(key) || self.unsettled.contains_key(key)
     }
 
-    fn still_valid(&self, key: &str, ticket: u64) -> bool {
-        self.read_ticket(key) == Some(ticket)
+    /// A read may use the cache for `key` now; returns what to compare later.
+    fn read_ticket(&self, key: &str) -> Option<ReadTicket> {
+        if self.in_flux(key) {
+            return None;
+        }
+        let bucket = flux_bucket(key);
+        Some(ReadTicket {
+            bucket,
+            begun: self.begun[bucket],
+        })
+    }
+
+    /// Whether no upload of `key` began since `ticket` was taken.
+    fn still_valid(&self, key: &str, ticket: ReadTicket) -> bool {
+        !self.in_flux(key) && self.begun[ticket.bucket] == ticket.begun
     }
 
     fn begin(&mut self, key: &str) {
@@ -174,13 +194,37 @@ impl Flux {
             }
         }
         if settled {
-            self.unsettled.retain(|k| k != key);
-        } else if !self.unsettled.iter().any(|k| k == key) {
+            self.settle(key);
+        } else if !self.unsettled.contains_key(key) {
             if self.unsettled.len() >= UNSETTLED_KEYS_MAX {
-                self.unsettled.pop_front();
+                if let Some((_, oldest)) = self.unsettled_order.pop_first() {
+                    self.unsettled.remove(&oldest);
+                }
             }
-            self.unsettled.push_back(key.to_owned());
+            let seq = self.next_unsettled;
+            self.next_unsettled += 1;
+            self.unsettled.insert(key.to_owned(), seq);
+            self.unsettled_order.insert(seq, key.to_owned());
         }
+        debug_assert_eq!(self.unsettled.len(), self.unsettled_order.len());
+    }
+
+    /// `key` is settled: no node holds anything older than its row.
+    fn settle(&mut self, key: &str) {
+        if let Some(seq) = self.unsettled.remove(key) {
+            self.unsettled_order.remove(&seq);
+        }
+    }
+
+    /// Every key is settled (every node was cleared).
+    fn settle_all(&mut self) {
+        self.unsettled.clear();
+        self.unsettled_order.clear();
+    }
+
+    /// Up to `count` unsettled keys, oldest first.
+    fn unsettled_keys(&self, count: usize) -> Vec<String> {
+        self.unsettled_order.values().take(count).cloned().collect()
     }
 }
 
@@ -388,4 +432,40 @@ pub async fn run_background(state: Arc<FrontendState>, shutdown: CancellationTok
         }
     };
     tokio::join!(sync, heal);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_skip_the_cache_while_a_key_is_in_flux() {
+        let mut flux = Flux::new();
+        let ticket = flux.read_ticket("k").expect("nothing in flux");
+        assert!(flux.still_valid("k", ticket));
+        flux.begin("k");
+        assert_eq!(flux.read_ticket("k"), None);
+        assert!(!flux.still_valid("k", ticket), "an upload began meanwhile");
+        flux.end("k", true);
+        assert!(!flux.still_valid("k", ticket), "its counter moved on");
+        assert!(flux.read_ticket("k").is_some());
+    }
+
+    #[test]
+    fn unsettled_keys_are_bounded_and_settled() {
+        let mut flux = Flux::new();
+        for i in 0..=UNSETTLED_KEYS_MAX {
+            let key = format!("k{i}");
+            flux.begin(&key);
+            flux.end(&key, false);
+        }
+        assert_eq!(flux.unsettled.len(), UNSETTLED_KEYS_MAX);
+        assert!(flux.read_ticket("k0").is_some(), "the oldest was dropped");
+        assert_eq!(flux.unsettled_keys(2), ["k1", "k2"]);
+        assert_eq!(flux.read_ticket("k1"), None);
+        flux.settle("k1");
+        assert!(flux.read_ticket("k1").is_some());
+        flux.settle_all();
+        assert!(flux.unsettled_keys(1).is_empty());
+    }
 }

@@ -345,5 +345,5 @@ pub async fn clear_cache(state: &Arc<FrontendState>) {
     clear_nodes(state, &nodes).await;
     lock(&state.cached).clear();
     // Every node is empty or quarantined until cleared: no key is unsettled now.
-    lock(&state.flux).unsettled.clear();
+    lock(&state.flux).settle_all();
 }

@@ -114,15 +114,10 @@ const SETTLE_KEYS_PER_ROUND_MAX: usize = 64;
 /// Settles keys left unsettled by failed or abandoned uploads: learns each key's
 /// version and invalidates the nodes with it. The healer calls this every round.
 pub(super) async fn settle_unsettled(state: &Arc<FrontendState>) {
-    let keys: Vec<String> = lock(&state.flux)
-        .unsettled
-        .iter()
-        .take(SETTLE_KEYS_PER_ROUND_MAX)
-        .cloned()
-        .collect();
+    let keys = lock(&state.flux).unsettled_keys(SETTLE_KEYS_PER_ROUND_MAX);
     for key in keys {
         if settle_unconfirmed(state, &key).await {
-            lock(&state.flux).unsettled.retain(|k| *k != key);
+            lock(&state.flux).settle(&key);
         }
     }
 }
