@@ -339,15 +339,17 @@ impl Driver {
     /// effect is unknown.
     pub async fn resize_call(&self, change: &str) -> Result<Reply, bool> {
         let body = serde_json::json!({ "change": change });
-        self.call_json_with_timeout(
-            Method::POST,
-            true,
-            "/api/manager/poolsize/manual",
-            &body,
-            120_000,
-        )
-        .await
-        .map_err(|error| error.contains("(Connect)"))
+        self.client
+            .send_with_timeout(
+                Method::POST,
+                &self.manager,
+                "/api/manager/poolsize/manual",
+                &[(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                Bytes::from(body.to_string()),
+                120_000,
+            )
+            .await
+            .map_err(|error| matches!(error, memring::net::client::ClientError::Connect { .. }))
     }
 
     /// Grows or shrinks the pool by one through the manager.

@@ -53,6 +53,9 @@ pub enum ClientError {
     Timeout { addr: String, timeout_ms: u64 },
     #[error("call to {addr} failed: {message}")]
     Transport { addr: String, message: String },
+    /// No connection could be made: the request surely never reached the peer.
+    #[error("could not connect to {addr}: {message}")]
+    Connect { addr: String, message: String },
     #[error("bad request to {addr}: {message}")]
     BadRequest { addr: String, message: String },
 }
@@ -189,10 +192,16 @@ impl HttpClient {
         };
         let pool = self.pool(addr);
         let call = async {
-            let response = pool
-                .request(request)
-                .await
-                .map_err(|error| transport(format!("{error:#}")))?;
+            let response = pool.request(request).await.map_err(|error| {
+                if error.is_connect() {
+                    ClientError::Connect {
+                        addr: addr.to_owned(),
+                        message: format!("{error:#}"),
+                    }
+                } else {
+                    transport(format!("{error:#}"))
+                }
+            })?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, self.settings.body_max_bytes)
                 .collect()
