@@ -24,7 +24,7 @@
 //! - **resurrected**: an image committed before an acknowledged clear began must
 //!   not be served after it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, Read as _, Seek, SeekFrom};
 use std::net::TcpListener;
@@ -216,7 +216,7 @@ struct ClearOp {
 struct Model {
     uploads: Vec<UploadOp>,
     clears: Vec<ClearOp>,
-    by_key: HashMap<String, Vec<usize>>,
+    by_key: BTreeMap<String, Vec<usize>>,
     /// Keys in the order of their first upload.
     keys: Vec<String>,
 }

@@ -14,9 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::harness::{problem, Harness, Scheduled};
-use super::workload::{
-    admin_loop, check_pool, check_recovery, check_stats, final_reads, AdminMix, Workload,
-};
+use super::workload::{check_pool, check_recovery, check_stats, final_reads, AdminMix, Workload};
 use crate::checker::Invariant;
 use crate::faults::Fault;
 use crate::run::{Run, RunOutput};
@@ -187,20 +185,18 @@ pub fn run(run: &Run) -> RunOutput {
             tokio::time::sleep(Duration::from_millis(40)).await;
         }
     });
-    let stop = harness.stop.clone();
     let seed = run.seed;
-    harness.host("admin", move |driver| async move {
-        driver.wait_ready(30_000).await;
-        let mix = AdminMix {
+    harness.admin(
+        seed,
+        AdminMix {
             clear_data: 25,
             clear_cache: 15,
             list_keys: 40,
             config: 20,
             pause_ms_min: 500,
             pause_ms_max: 3_000,
-        };
-        admin_loop(driver, seed, mix, stop).await;
-    });
+        },
+    );
     let stop = harness.stop.clone();
     let healed = harness.healed.clone();
     let problems = harness.problems.clone();

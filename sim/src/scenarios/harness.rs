@@ -11,7 +11,9 @@ use crate::driver::Driver;
 use crate::faults::{Fault, FaultBook, FaultLog};
 use crate::history::{History, Op};
 use crate::run::{Run, RunOutput};
-use crate::scenarios::workload::{client_loop, keep_last_final_reads, Workload};
+use crate::scenarios::workload::{
+    admin_loop, client_loop, keep_last_final_reads, AdminMix, Workload,
+};
 use crate::world::{build, service_hosts, World, WorldSpec};
 
 /// A fault of a schedule: injected at `at_ms`, healed at `until_ms`.
@@ -89,6 +91,16 @@ impl Harness {
             });
             self.clients.push(name);
         }
+    }
+
+    /// Starts the `admin` client host: administrative calls in `mix` until the
+    /// clients stop.
+    pub fn admin(&mut self, seed: u64, mix: AdminMix) {
+        let stop = self.stop.clone();
+        self.host("admin", move |driver| async move {
+            driver.wait_ready(30_000).await;
+            admin_loop(driver, seed, mix, stop).await;
+        });
     }
 
     /// Starts another client host running `body` with its own driver.

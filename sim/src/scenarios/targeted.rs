@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::harness::{problem, Harness, Scheduled};
-use super::workload::{admin_loop, check_pool, final_reads, key_name, AdminMix, Workload};
+use super::workload::{check_pool, final_reads, key_name, AdminMix, Workload};
 use crate::checker::Invariant;
 use crate::driver::Driver;
 use crate::faults::Fault;
@@ -278,19 +278,17 @@ pub fn clear_race(run: &Run) -> RunOutput {
         ..Workload::default()
     };
     harness.clients(3, run.seed, workload);
-    let (stop, seed) = (harness.stop.clone(), run.seed);
-    harness.host("admin", move |driver| async move {
-        driver.wait_ready(30_000).await;
-        let mix = AdminMix {
+    harness.admin(
+        run.seed,
+        AdminMix {
             clear_data: 80,
             clear_cache: 0,
             list_keys: 20,
             config: 0,
             pause_ms_min: 100,
             pause_ms_max: 700,
-        };
-        admin_loop(driver, seed, mix, stop).await;
-    });
+        },
+    );
     let (stop, problems) = (harness.stop.clone(), harness.problems.clone());
     harness.host("control", move |driver| async move {
         driver.wait_ready(30_000).await;
