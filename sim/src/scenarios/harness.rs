@@ -141,10 +141,15 @@ impl Harness {
                 active.push(scheduled);
                 next += 1;
             }
-            let (due, later): (Vec<_>, Vec<_>) = active
-                .drain(..)
-                .partition(|s| s.until_ms <= now_ms || now_ms >= heal_all_at_ms);
-            active = later;
+            let is_due = |s: &Scheduled| s.until_ms <= now_ms || now_ms >= heal_all_at_ms;
+            // Most steps heal nothing: only then is the list split.
+            let due: Vec<Scheduled> = if active.iter().any(is_due) {
+                let (due, later) = active.drain(..).partition(is_due);
+                active = later;
+                due
+            } else {
+                Vec::new()
+            };
             for scheduled in due {
                 run.recorder.note_at(
                     now_ms as u128,
