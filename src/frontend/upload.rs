@@ -6,7 +6,7 @@
 //! with its answer lost, the new one); the blob is never half-written, as blobs
 //! are put atomically under fresh names.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -217,11 +217,16 @@ const INVALIDATION_ROUNDS_MAX: usize = 8;
 /// handing keys over (they would otherwise move an image invalidated meanwhile).
 /// The pool may change while the calls are out: a node that joins during the
 /// fan-out could then receive the old image from its previous owner after the
-/// fan-out passed it by. So after each round the targets are read again, and
-/// nodes that joined are invalidated too, until a round finds every one done.
+/// fan-out passed it by; and a node cleared after its invalidation (a join clears
+/// the joining node) has lost the floor it set. So after each round the targets
+/// are read again with their fence tokens, and nodes that joined or whose token
+/// changed are invalidated (again), until a round finds every one done.
 pub(super) async fn invalidate_everywhere(state: &Arc<FrontendState>, key: &str, version: u64) {
     let path = format!("{}?version={version}", item_path(key));
-    let mut done: BTreeSet<NodeId> = BTreeSet::new();
+    // Each node invalidated, with the fence token it had when the call went out:
+    // a node cleared since (a join clears it, and a clear drops its floors) may
+    // have taken the old image again, so it is invalidated again.
+    let mut done: BTreeMap<NodeId, Option<String>> = BTreeMap::new();
     for _ in 0..INVALIDATION_ROUNDS_MAX {
         let targets = if crate::planted!(InvalidateStaleRouting) {
             // Planted bug: the routing pool only, read once.
@@ -232,14 +237,15 @@ pub(super) async fn invalidate_everywhere(state: &Arc<FrontendState>, key: &str,
         } else {
             state.invalidation_targets()
         };
-        let todo: Vec<&NodeId> = targets
+        let todo: Vec<(&NodeId, Option<String>)> = targets
             .iter()
-            .filter(|node| !done.contains(*node))
+            .map(|node| (node, state.fence(node)))
+            .filter(|(node, fence)| done.get(*node) != Some(fence))
             .collect();
         if todo.is_empty() {
             return;
         }
-        let calls = todo.into_iter().map(|node| {
+        let calls = todo.into_iter().map(|(node, fence)| {
             let path = path.clone();
             async move {
                 crate::buggify!("upload.invalidate.before_send");
@@ -255,16 +261,16 @@ pub(super) async fn invalidate_everywhere(state: &Arc<FrontendState>, key: &str,
                         state.settings.node_timeout_ms,
                     )
                     .await;
-                (node, outcome)
+                (node, fence, outcome)
             }
         });
-        for (node, outcome) in join_all(calls).await {
+        for (node, fence, outcome) in join_all(calls).await {
             let confirmed = matches!(&outcome, Ok(reply) if reply.status.is_success());
             if !confirmed {
                 tracing::warn!(%node, %key, "invalidation not confirmed");
                 state.quarantine(node);
             }
-            done.insert(node.clone());
+            done.insert(node.clone(), fence);
         }
         if crate::planted!(InvalidateStaleRouting) {
             // Planted bug: the pool read once is the pool invalidated.
@@ -273,7 +279,7 @@ pub(super) async fn invalidate_everywhere(state: &Arc<FrontendState>, key: &str,
     }
     // The pool kept changing: whoever was not reached is bypassed until cleared.
     for node in state.invalidation_targets() {
-        if !done.contains(&node) {
+        if done.get(&node) != Some(&state.fence(&node)) {
             tracing::warn!(%node, %key, "pool kept changing; node not invalidated");
             state.quarantine(&node);
         }
