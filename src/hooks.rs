@@ -123,11 +123,16 @@ mod enabled {
     }
 
     /// Chance that a point is enabled for a run, in percent.
-    const POINT_ENABLED_PERCENT: u32 = 60;
+    const POINT_ENABLED_PERCENT: u32 = 75;
     /// Chance that an enabled point fires when reached, in percent.
     const POINT_FIRES_PERCENT: u32 = 20;
     /// Longest buggify delay.
     const DELAY_MS_MAX: u64 = 3_000;
+    /// Points in background tasks (a fill, a moved value's put): no client waits
+    /// on them, so they may stall longer, as a put stuck on a slow connection does.
+    const BACKGROUND_POINTS: [&str; 2] = ["read.before_fill", "node.move.after_read"];
+    /// Longest buggify delay at those points.
+    const BACKGROUND_DELAY_MS_MAX: u64 = 8_000;
 
     struct Context {
         plant: Option<Plant>,
@@ -256,7 +261,12 @@ mod enabled {
             buggify.fired += 1;
             // Heavy tail: mostly tens of ms, now and then up to the maximum.
             let unit: f64 = buggify.rng.gen_range(0.0..1.0);
-            let span_ms = DELAY_MS_MAX.saturating_sub(buggify.delay_ms_min) as f64;
+            let max_ms = if BACKGROUND_POINTS.contains(&point) {
+                BACKGROUND_DELAY_MS_MAX
+            } else {
+                DELAY_MS_MAX
+            };
+            let span_ms = max_ms.saturating_sub(buggify.delay_ms_min) as f64;
             let delay_ms = buggify.delay_ms_min + (unit.powi(3) * span_ms) as u64 + 1;
             Some(Duration::from_millis(delay_ms))
         })

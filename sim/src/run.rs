@@ -107,6 +107,7 @@ pub fn run(scenario: Scenario, seed: u64, plant: Option<Plant>) -> Report {
         .with_default(LevelFilter::WARN)
         .with_target("memring", LevelFilter::INFO)
         .with_target("memring::http", LevelFilter::DEBUG)
+        .with_target("memring::buggify", LevelFilter::DEBUG)
         .with_target(crate::trace::INVARIANT_TARGET, LevelFilter::TRACE)
         .with_target("memring_sim", LevelFilter::INFO);
     let subscriber = tracing_subscriber::registry()

@@ -128,7 +128,7 @@ impl WorldSpec {
         };
         // Images are 2 KiB: from a handful of them per node up to all of them.
         spec.cache.capacity = [0.008, 0.012, 0.02, 0.05, 8.0][rng.gen_range(0..5)];
-        spec.floors_max = [4, 16, 64, FLOORS_MAX_DEFAULT][rng.gen_range(0..4)];
+        spec.floors_max = [4, 64, FLOORS_MAX_DEFAULT, FLOORS_MAX_DEFAULT][rng.gen_range(0..4)];
         spec
     }
 

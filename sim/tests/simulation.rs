@@ -141,6 +141,15 @@ fn chaos_seeds_41_to_50_are_clean() {
     chaos_seeds(41..=50);
 }
 
+/// Chaos seed 81 found a race the fixes before it missed: a node invalidated by
+/// an upload, then cleared as it joined the pool (losing the floor), then given
+/// the old image by its previous owner's move. Invalidation now goes again to a
+/// node whose fence token changed since its call.
+#[test]
+fn chaos_seed_81_invalidates_a_node_cleared_during_the_upload() {
+    assert_passes(Scenario::Chaos, 81);
+}
+
 #[test]
 fn targeted_scenarios_are_clean() {
     for scenario in [

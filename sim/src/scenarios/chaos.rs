@@ -3,8 +3,11 @@
 //! segments arrive late, paused hosts (zombies), slow links, a manager that loses
 //! power (unsynced writes lost) or its disk, a front-end restart, and slow,
 //! failing, throttling or reply-losing storage. Resizes, clears, listings and cache
-//! settings go on meanwhile, and buggify points fire inside the services. Every
-//! fault is healed before the end; then the system is checked at quiescence.
+//! settings go on meanwhile, and buggify points fire inside the services. A
+//! browser evicts and edits, and a watcher reads hot and lately edited keys every
+//! few ms, so that short-lived stale images are seen. Each seed leaves some kinds
+//! of administrative call out (swarm testing). Every fault is healed before the
+//! end; then the system is checked at quiescence.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -14,18 +17,30 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::harness::{problem, Harness, Scheduled};
-use super::workload::{check_pool, check_recovery, check_stats, final_reads, AdminMix, Workload};
+use super::workload::{
+    check_pool, check_recovery, check_stats, final_reads_of, AdminMix, Workload,
+};
 use crate::checker::Invariant;
+use crate::driver::Driver;
 use crate::faults::Fault;
 use crate::run::{Run, RunOutput};
 use crate::world::{service_hosts, WorldSpec, SLOTS};
 
 /// How long faults are injected, in simulated ms.
-const FAULT_WINDOW_MS: u64 = 60_000;
+const FAULT_WINDOW_MS: u64 = 120_000;
 /// Healing happens here; checks follow.
 const HEAL_AT_MS: u64 = FAULT_WINDOW_MS + 2_000;
 /// Keys the browsing client reads in turn.
 const CATALOGUE_KEYS: usize = 40;
+/// Out of 100: reads of the browsing client followed by an edit of the item.
+const EDIT_PERCENT: u32 = 30;
+
+/// Hot keys of the workload the watcher reads.
+const HOT_KEYS: usize = 3;
+
+fn catalogue_key(index: usize) -> String {
+    format!("catalogue-{index}")
+}
 
 /// The hosts faults may reach: every service host and the workload clients.
 fn hosts() -> Vec<String> {
@@ -38,12 +53,13 @@ fn hosts() -> Vec<String> {
     hosts
 }
 
-/// A random schedule of 6 to 13 faults.
+/// A random schedule of faults: one every 5 to 10 simulated seconds on average.
 pub fn schedule(seed: u64) -> Vec<Scheduled> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc4a0_5eed);
     let hosts = hosts();
     let mut faults = Vec::new();
-    let count = rng.gen_range(6..14);
+    // About one fault every 5 to 10 simulated seconds.
+    let count = rng.gen_range(FAULT_WINDOW_MS / 10_000..FAULT_WINDOW_MS / 5_000);
     for _ in 0..count {
         let at_ms = rng.gen_range(2_000..FAULT_WINDOW_MS - 5_000);
         let lasts_ms = rng.gen_range(1_000..8_000);
@@ -163,36 +179,102 @@ pub fn run(run: &Run) -> RunOutput {
         ..Workload::default()
     };
     harness.clients(3, run.seed, workload);
-    // A client browsing a catalogue wider than the caches: its reads evict.
+    // A client browsing a catalogue wider than the caches (its reads evict), who
+    // now and then edits the item it just read: uploads a new image, reads it
+    // back, browses on, and looks at the item again a few times later.
     let stop = harness.stop.clone();
+    let browse_seed = run.seed;
     harness.host("browser", move |driver| async move {
+        let mut rng = ChaCha8Rng::seed_from_u64(browse_seed ^ 0xb405e);
         driver.wait_ready(30_000).await;
-        for index in 0..CATALOGUE_KEYS {
-            driver
-                .upload(
-                    &format!("catalogue-{index}"),
-                    9_000_000 + index as u64,
-                    2_048,
-                )
-                .await;
+        // The catalogue goes up eight items at a time.
+        for batch in (0..CATALOGUE_KEYS).collect::<Vec<_>>().chunks(8) {
+            let uploads = batch.iter().map(|&index| {
+                let driver = driver.clone();
+                async move {
+                    driver
+                        .upload(&catalogue_key(index), 9_000_000 + index as u64, 2_048)
+                        .await
+                }
+            });
+            futures::future::join_all(uploads).await;
         }
+        // A second session on this host watches the hot keys and the items edited
+        // lately, reading one every few ms: a stale image that sits in a cache
+        // only briefly is seen.
+        let edited: std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<usize>>> =
+            Default::default();
+        let watcher = Driver::new("watcher", driver.history.clone());
+        let (watched, watch_stop) = (edited.clone(), stop.clone());
+        let watch = async move {
+            let mut rng = ChaCha8Rng::seed_from_u64(browse_seed ^ 0x3a7c4);
+            while !watch_stop.load(Ordering::Relaxed) {
+                let recent = watched.borrow().iter().copied().collect::<Vec<_>>();
+                let key = if !recent.is_empty() && rng.gen_bool(0.5) {
+                    catalogue_key(recent[rng.gen_range(0..recent.len())])
+                } else {
+                    super::workload::key_name(rng.gen_range(0..HOT_KEYS))
+                };
+                watcher.read(&key, false).await;
+                tokio::time::sleep(Duration::from_millis(rng.gen_range(5..25))).await;
+            }
+        };
+        tokio::task::spawn_local(watch);
+        let mut generation = 9_000_000 + CATALOGUE_KEYS as u64;
         let mut index = 0;
+        // Edited items to look at again: (step, item).
+        let mut revisits: std::collections::VecDeque<(u64, usize)> = Default::default();
+        let mut step: u64 = 0;
         while !stop.load(Ordering::Relaxed) {
-            driver
-                .read(&format!("catalogue-{}", index % CATALOGUE_KEYS), false)
-                .await;
-            index += 7;
+            step += 1;
+            let item = match revisits.front() {
+                Some(&(due, item)) if due <= step => {
+                    revisits.pop_front();
+                    item
+                }
+                _ => {
+                    index = (index + 7) % CATALOGUE_KEYS;
+                    index
+                }
+            };
+            let seen = driver.read(&catalogue_key(item), false).await;
+            // An item that is gone (a clear) is put back; others are edited now and then.
+            let missing = seen == crate::history::Outcome::Read(None);
+            if missing || rng.gen_range(0..100) < EDIT_PERCENT {
+                generation += 1;
+                if driver.upload(&catalogue_key(item), generation, 2_048).await
+                    == crate::history::Outcome::Uploaded
+                {
+                    driver.read(&catalogue_key(item), false).await;
+                    let mut recent = edited.borrow_mut();
+                    recent.retain(|&other| other != item);
+                    recent.push_back(item);
+                    if recent.len() > 4 {
+                        recent.pop_front();
+                    }
+                    drop(recent);
+                    for later in [8, 25, 60] {
+                        revisits.push_back((step + later, item));
+                    }
+                    revisits.make_contiguous().sort_unstable();
+                }
+            }
             tokio::time::sleep(Duration::from_millis(40)).await;
         }
     });
     let seed = run.seed;
+    // Swarm testing: each administrative call is in this run's mix or not (a
+    // clear wipes out what a run built up).
+    let mut mix_rng = ChaCha8Rng::seed_from_u64(seed ^ 0xad_5a7d);
+    let mut weight = |w: u32| if mix_rng.gen_bool(0.5) { w } else { 0 };
+    let (clear_data, clear_cache, config) = (weight(25), weight(15), weight(20));
     harness.admin(
         seed,
         AdminMix {
-            clear_data: 25,
-            clear_cache: 15,
+            clear_data,
+            clear_cache,
             list_keys: 40,
-            config: 20,
+            config,
             pause_ms_min: 500,
             pause_ms_max: 3_000,
         },
@@ -214,7 +296,7 @@ pub fn run(run: &Run) -> RunOutput {
         // two disagree until the manager's next epoch).
         let mut last_direct = false;
         while crate::history::now_ms() < FAULT_WINDOW_MS {
-            tokio::time::sleep(Duration::from_millis(rng.gen_range(1_500..5_000))).await;
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(600..3_000))).await;
             if rng.gen_bool(0.4) {
                 if let Some(pool) = driver.manager_pool().await.filter(|p| p.len() > 1) {
                     let keep = rng.gen_range(1..pool.len());
@@ -257,7 +339,9 @@ pub fn run(run: &Run) -> RunOutput {
         stop.store(true, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(crate::driver::CLIENT_TIMEOUT_MS + 2_000)).await;
         let mut found = Vec::new();
-        final_reads(&driver, workload.keys, 30_000).await;
+        let mut keys: Vec<String> = (0..workload.keys).map(super::workload::key_name).collect();
+        keys.extend((0..CATALOGUE_KEYS).map(catalogue_key));
+        final_reads_of(&driver, &keys, 30_000).await;
         // An acknowledged resize survives a manager crash (not the loss of its disk).
         let expected = {
             let known = resizes.lock().unwrap_or_else(|p| p.into_inner());

@@ -155,12 +155,18 @@ pub async fn client_loop(
 /// After the run: every key is read, retrying failures for up to `limit_ms`; the
 /// last attempt of each is a final check for the checker.
 pub async fn final_reads(driver: &Driver, keys: usize, limit_ms: u64) {
+    let keys: Vec<String> = (0..keys).map(key_name).collect();
+    final_reads_of(driver, &keys, limit_ms).await;
+}
+
+/// [`final_reads`] of the keys named.
+pub async fn final_reads_of(driver: &Driver, keys: &[String], limit_ms: u64) {
     let started = crate::history::now_ms();
-    for index in 0..keys {
-        let key = key_name(index);
+    for key in keys {
+        let key = key.as_str();
         loop {
             let last_chance = crate::history::now_ms() - started >= limit_ms;
-            let outcome = driver.read(&key, true).await;
+            let outcome = driver.read(key, true).await;
             if !matches!(outcome, Outcome::Failed(_)) || last_chance {
                 break;
             }
