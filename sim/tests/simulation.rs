@@ -150,6 +150,13 @@ fn chaos_seed_81_invalidates_a_node_cleared_during_the_upload() {
     assert_passes(Scenario::Chaos, 81);
 }
 
+/// Chaos seed 632 found that a successful upload settled its key although a
+/// later, failed upload of it (row commit unknown) had marked it unsettled.
+#[test]
+fn chaos_seed_632_keeps_a_newer_unsettled_mark() {
+    assert_passes(Scenario::Chaos, 632);
+}
+
 #[test]
 fn targeted_scenarios_are_clean() {
     for scenario in [

@@ -181,12 +181,26 @@ impl Flux {
         !self.in_flux(key) && self.begun[ticket.bucket] == ticket.begun
     }
 
-    fn begin(&mut self, key: &str) {
+    /// An upload of `key` is about to commit. Returns the mark to give [`end`]:
+    /// keys made unsettled from now on are not this upload's to settle.
+    ///
+    /// [`end`]: Flux::end
+    fn begin(&mut self, key: &str) -> u64 {
         *self.active.entry(key.to_owned()).or_insert(0) += 1;
         self.begun[flux_bucket(key)] += 1;
+        self.mark()
     }
 
-    fn end(&mut self, key: &str, settled: bool) {
+    /// The sequence number the next unsettled key will get.
+    fn mark(&self) -> u64 {
+        self.next_unsettled
+    }
+
+    /// An upload of `key` that began at `mark` ended. `settled`: its version is
+    /// on every node (or, after a failure, the key's row version is). That settles
+    /// the key only if it was left unsettled before `mark`: a failed upload that
+    /// ended later may have committed a newer row than the one invalidated.
+    fn end(&mut self, key: &str, settled: bool, mark: u64) {
         if let Some(count) = self.active.get_mut(key) {
             *count -= 1;
             if *count == 0 {
@@ -194,8 +208,12 @@ impl Flux {
             }
         }
         if settled {
-            self.settle(key);
-        } else if !self.unsettled.contains_key(key) {
+            self.settle_before(key, mark);
+        } else {
+            // Marked again if it was already: the newest failure is what counts.
+            if let Some(seq) = self.unsettled.remove(key) {
+                self.unsettled_order.remove(&seq);
+            }
             if self.unsettled.len() >= UNSETTLED_KEYS_MAX {
                 if let Some((_, oldest)) = self.unsettled_order.pop_first() {
                     self.unsettled.remove(&oldest);
@@ -209,22 +227,36 @@ impl Flux {
         debug_assert_eq!(self.unsettled.len(), self.unsettled_order.len());
     }
 
-    /// `key` is settled: no node holds anything older than its row.
-    fn settle(&mut self, key: &str) {
-        if let Some(seq) = self.unsettled.remove(key) {
-            self.unsettled_order.remove(&seq);
+    /// `key` is settled as of `mark`: no node holds anything older than the row
+    /// read after `mark`. A key made unsettled at or after `mark` stays so.
+    fn settle_before(&mut self, key: &str, mark: u64) {
+        if let Some(&seq) = self.unsettled.get(key) {
+            if seq < mark {
+                self.unsettled.remove(key);
+                self.unsettled_order.remove(&seq);
+            }
         }
     }
 
-    /// Every key is settled (every node was cleared).
-    fn settle_all(&mut self) {
-        self.unsettled.clear();
-        self.unsettled_order.clear();
+    /// Every key made unsettled before `mark` is settled (every node was cleared
+    /// after `mark`).
+    fn settle_all_before(&mut self, mark: u64) {
+        let later = self.unsettled_order.split_off(&mark);
+        for key in self.unsettled_order.values() {
+            self.unsettled.remove(key);
+        }
+        self.unsettled_order = later;
+        debug_assert_eq!(self.unsettled.len(), self.unsettled_order.len());
     }
 
-    /// Up to `count` unsettled keys, oldest first.
-    fn unsettled_keys(&self, count: usize) -> Vec<String> {
-        self.unsettled_order.values().take(count).cloned().collect()
+    /// Up to `count` unsettled keys, oldest first, each with the mark that
+    /// settles it.
+    fn unsettled_keys(&self, count: usize) -> Vec<(String, u64)> {
+        self.unsettled_order
+            .iter()
+            .take(count)
+            .map(|(&seq, key)| (key.clone(), seq + 1))
+            .collect()
     }
 }
 
@@ -443,10 +475,10 @@ mod tests {
         let mut flux = Flux::new();
         let ticket = flux.read_ticket("k").expect("nothing in flux");
         assert!(flux.still_valid("k", ticket));
-        flux.begin("k");
+        let mark = flux.begin("k");
         assert_eq!(flux.read_ticket("k"), None);
         assert!(!flux.still_valid("k", ticket), "an upload began meanwhile");
-        flux.end("k", true);
+        flux.end("k", true, mark);
         assert!(!flux.still_valid("k", ticket), "its counter moved on");
         assert!(flux.read_ticket("k").is_some());
     }
@@ -456,16 +488,61 @@ mod tests {
         let mut flux = Flux::new();
         for i in 0..=UNSETTLED_KEYS_MAX {
             let key = format!("k{i}");
-            flux.begin(&key);
-            flux.end(&key, false);
+            let mark = flux.begin(&key);
+            flux.end(&key, false, mark);
         }
         assert_eq!(flux.unsettled.len(), UNSETTLED_KEYS_MAX);
         assert!(flux.read_ticket("k0").is_some(), "the oldest was dropped");
-        assert_eq!(flux.unsettled_keys(2), ["k1", "k2"]);
+        let oldest = flux.unsettled_keys(2);
+        assert_eq!(oldest[0].0, "k1");
+        assert_eq!(oldest[1].0, "k2");
         assert_eq!(flux.read_ticket("k1"), None);
-        flux.settle("k1");
+        flux.settle_before("k1", oldest[0].1);
         assert!(flux.read_ticket("k1").is_some());
-        flux.settle_all();
+        let mark = flux.mark();
+        flux.settle_all_before(mark);
         assert!(flux.unsettled_keys(1).is_empty());
+    }
+
+    /// Chaos seed 632: an upload that succeeded must not settle a key that a
+    /// later failed upload (whose row may have committed after its own) left
+    /// unsettled; nor may the healer or a cache clear settle a mark newer than
+    /// the row they read or the clear.
+    #[test]
+    fn only_marks_older_than_the_settler_are_settled() {
+        let mut flux = Flux::new();
+        let slow = flux.begin("k");
+        let failed = flux.begin("k");
+        flux.end("k", false, failed);
+        flux.end("k", true, slow);
+        assert_eq!(
+            flux.read_ticket("k"),
+            None,
+            "the failed upload's mark stands"
+        );
+
+        // The healer listed the key, then another upload failed before it settled.
+        let listed = flux.unsettled_keys(1)[0].1;
+        let again = flux.begin("k");
+        flux.end("k", false, again);
+        flux.settle_before("k", listed);
+        assert_eq!(
+            flux.read_ticket("k"),
+            None,
+            "marked again after the listing"
+        );
+        let listed = flux.unsettled_keys(1)[0].1;
+        flux.settle_before("k", listed);
+        assert!(flux.read_ticket("k").is_some());
+
+        // A clear settles what was marked before it began, not what came after.
+        let before = flux.begin("a");
+        flux.end("a", false, before);
+        let clear = flux.mark();
+        let after = flux.begin("b");
+        flux.end("b", false, after);
+        flux.settle_all_before(clear);
+        assert!(flux.read_ticket("a").is_some());
+        assert_eq!(flux.read_ticket("b"), None);
     }
 }

@@ -338,12 +338,15 @@ pub async fn heal_quarantined(state: &Arc<FrontendState>) {
 /// would put them back into nodes this clear has just emptied.
 pub async fn clear_cache(state: &Arc<FrontendState>) {
     let _guard = state.rebalance_lock.lock().await;
+    // Keys left unsettled from here on may have rows newer than the clear.
+    let mark = lock(&state.flux).mark();
     let nodes: Vec<NodeId> = state
         .routing()
         .map(|routing| routing.pool.nodes().to_vec())
         .unwrap_or_default();
     clear_nodes(state, &nodes).await;
     lock(&state.cached).clear();
-    // Every node is empty or quarantined until cleared: no key is unsettled now.
-    lock(&state.flux).settle_all();
+    // Every node is empty or quarantined until cleared: no key left unsettled
+    // before the clear began is unsettled now.
+    lock(&state.flux).settle_all_before(mark);
 }

@@ -81,21 +81,24 @@ pub async fn store(state: &Arc<FrontendState>, upload: Upload) -> Result<u64, Ap
 struct FluxGuard<'a> {
     state: &'a FrontendState,
     key: String,
+    /// The flux mark when the upload began (see `Flux::begin`).
+    mark: u64,
     ended: bool,
 }
 
 impl<'a> FluxGuard<'a> {
     fn begin(state: &'a FrontendState, key: &str) -> Self {
-        lock(&state.flux).begin(key);
+        let mark = lock(&state.flux).begin(key);
         FluxGuard {
             state,
             key: key.to_owned(),
+            mark,
             ended: false,
         }
     }
 
     fn end(mut self, settled: bool) {
-        lock(&self.state.flux).end(&self.key, settled);
+        lock(&self.state.flux).end(&self.key, settled, self.mark);
         self.ended = true;
     }
 }
@@ -103,7 +106,7 @@ impl<'a> FluxGuard<'a> {
 impl Drop for FluxGuard<'_> {
     fn drop(&mut self) {
         if !self.ended {
-            lock(&self.state.flux).end(&self.key, false);
+            lock(&self.state.flux).end(&self.key, false, self.mark);
         }
     }
 }
@@ -114,10 +117,12 @@ const SETTLE_KEYS_PER_ROUND_MAX: usize = 64;
 /// Settles keys left unsettled by failed or abandoned uploads: learns each key's
 /// version and invalidates the nodes with it. The healer calls this every round.
 pub(super) async fn settle_unsettled(state: &Arc<FrontendState>) {
+    // A key made unsettled again after this list was taken keeps its new mark:
+    // the row read below may predate that upload's commit.
     let keys = lock(&state.flux).unsettled_keys(SETTLE_KEYS_PER_ROUND_MAX);
-    for key in keys {
+    for (key, mark) in keys {
         if settle_unconfirmed(state, &key).await {
-            lock(&state.flux).settle(&key);
+            lock(&state.flux).settle_before(&key, mark);
         }
     }
 }
