@@ -8,8 +8,9 @@
 //!   for one simulated run, that proves the simulation's checker can fail.
 //! - A **buggify point** (after FoundationDB) sits at a protocol step where a delay
 //!   widens a race window. In a run with buggify on, each point is enabled with
-//!   some probability for the whole run, and an enabled point delays the task that
-//!   reaches it now and then, for a heavy-tailed simulated time.
+//!   some probability for the whole run, with an intensity drawn for the run, and
+//!   an enabled point delays the task that reaches it now and then, for a
+//!   heavy-tailed simulated time.
 //!
 //! The run context is per thread: a simulated run is single-threaded, and the
 //! simulation sets the context when a run starts and clears it when it ends, so
@@ -161,7 +162,9 @@ mod enabled {
         delay_ms_min: u64,
         only_forced: bool,
         /// Each point's enablement, decided the first time it is reached.
-        points: BTreeMap<&'static str, bool>,
+        /// Each point's fire chance in percent (0: disabled), decided the first
+        /// time it is reached.
+        points: BTreeMap<&'static str, u32>,
         fired: u64,
     }
 
@@ -217,7 +220,7 @@ mod enabled {
                     return HookReport::default();
                 };
                 HookReport {
-                    points: buggify.points.iter().map(|(k, v)| (*k, *v)).collect(),
+                    points: buggify.points.iter().map(|(k, v)| (*k, *v > 0)).collect(),
                     fired: buggify.fired,
                 }
             })
@@ -245,17 +248,28 @@ mod enabled {
         CONTEXT.with(|context| {
             let mut context = context.borrow_mut();
             let buggify = context.as_mut()?.buggify.as_mut()?;
-            let enabled = match buggify.points.get(point) {
-                Some(&enabled) => enabled,
+            let fire_percent = match buggify.points.get(point) {
+                Some(&fire_percent) => fire_percent,
                 None => {
-                    let enabled = buggify.forced.contains(&point)
+                    let forced = buggify.forced.contains(&point);
+                    let enabled = forced
                         || (!buggify.only_forced
                             && buggify.rng.gen_range(0..100) < POINT_ENABLED_PERCENT);
-                    buggify.points.insert(point, enabled);
-                    enabled
+                    // A point the run drew (rather than one a scenario forced)
+                    // fires rarely, as asked, or often: runs differ in intensity.
+                    let fire_percent = match (enabled, forced) {
+                        (false, _) => 0,
+                        (true, true) => buggify.fire_percent,
+                        (true, false) => {
+                            let scale = [1, 2, 4][buggify.rng.gen_range(0..3)];
+                            (buggify.fire_percent * scale / 2).clamp(1, 95)
+                        }
+                    };
+                    buggify.points.insert(point, fire_percent);
+                    fire_percent
                 }
             };
-            if !enabled || buggify.rng.gen_range(0..100) >= buggify.fire_percent {
+            if fire_percent == 0 || buggify.rng.gen_range(0..100) >= fire_percent {
                 return None;
             }
             buggify.fired += 1;
