@@ -166,6 +166,8 @@ mod enabled {
         /// time it is reached.
         points: BTreeMap<&'static str, u32>,
         fired: u64,
+        /// Set at quiescence: no point fires any more.
+        quiet: bool,
     }
 
     thread_local! {
@@ -204,6 +206,7 @@ mod enabled {
                         only_forced: settings.only_forced,
                         points: BTreeMap::new(),
                         fired: 0,
+                        quiet: false,
                     }),
                 });
             });
@@ -233,6 +236,21 @@ mod enabled {
         }
     }
 
+    /// Stops buggify for the rest of the run on this thread: the simulation calls
+    /// it once every fault is healed, so that the checks after healing see the
+    /// system at rest (delays already begun run their course).
+    pub fn quiet_buggify() {
+        CONTEXT.with(|context| {
+            if let Some(buggify) = context
+                .borrow_mut()
+                .as_mut()
+                .and_then(|c| c.buggify.as_mut())
+            {
+                buggify.quiet = true;
+            }
+        });
+    }
+
     /// Whether `plant` is active in the run on this thread.
     pub fn is_planted(plant: Plant) -> bool {
         CONTEXT.with(|context| {
@@ -248,6 +266,9 @@ mod enabled {
         CONTEXT.with(|context| {
             let mut context = context.borrow_mut();
             let buggify = context.as_mut()?.buggify.as_mut()?;
+            if buggify.quiet {
+                return None;
+            }
             let fire_percent = match buggify.points.get(point) {
                 Some(&fire_percent) => fire_percent,
                 None => {

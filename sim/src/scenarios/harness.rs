@@ -51,7 +51,8 @@ pub struct Harness {
     pub problems: Problems,
     book: FaultBook,
     clients: Vec<String>,
-    /// Buggify delays the services now and then (see `run`).
+    /// Buggify delays the services now and then (see `run`), until every fault
+    /// is healed.
     pub buggify_on: bool,
 }
 
@@ -168,6 +169,11 @@ impl Harness {
                 run.recorder
                     .note_at(now_ms as u128, "fault", "all faults healed");
                 self.healed.store(true, Ordering::Relaxed);
+                // The checks after healing look at a system at rest (scenarios
+                // that script their races with buggify keep it).
+                if self.buggify_on {
+                    memring::hooks::quiet_buggify();
+                }
             }
             match step {
                 Ok(true) => break,
