@@ -131,6 +131,8 @@ mod enabled {
     const DELAY_MS_MAX: u64 = 3_000;
     /// Points in background tasks (a fill, a moved value's put): no client waits
     /// on them, so they may stall longer, as a put stuck on a slow connection does.
+    /// Scripted scenarios (only forced points) keep [`DELAY_MS_MAX`]: their
+    /// scripts wait for the delayed task at known times.
     const BACKGROUND_POINTS: [&str; 2] = ["read.before_fill", "node.move.after_read"];
     /// Longest buggify delay at those points.
     const BACKGROUND_DELAY_MS_MAX: u64 = 8_000;
@@ -296,7 +298,7 @@ mod enabled {
             buggify.fired += 1;
             // Heavy tail: mostly tens of ms, now and then up to the maximum.
             let unit: f64 = buggify.rng.gen_range(0.0..1.0);
-            let max_ms = if BACKGROUND_POINTS.contains(&point) {
+            let max_ms = if BACKGROUND_POINTS.contains(&point) && !buggify.only_forced {
                 BACKGROUND_DELAY_MS_MAX
             } else {
                 DELAY_MS_MAX
