@@ -9,6 +9,8 @@
 //! of administrative call out (swarm testing). Every fault is healed before the
 //! end; then the system is checked at quiescence.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -222,14 +224,14 @@ pub fn run(run: &Run) -> RunOutput {
         tokio::task::spawn_local(watch);
         let mut generation = 9_000_000 + CATALOGUE_KEYS as u64;
         let mut index = 0;
-        // Edited items to look at again: (step, item).
-        let mut revisits: std::collections::VecDeque<(u64, usize)> = Default::default();
+        // Edited items to look at again: (step, item), soonest first.
+        let mut revisits: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
         let mut step: u64 = 0;
         while !stop.load(Ordering::Relaxed) {
             step += 1;
-            let item = match revisits.front() {
-                Some(&(due, item)) if due <= step => {
-                    revisits.pop_front();
+            let item = match revisits.peek() {
+                Some(&Reverse((due, item))) if due <= step => {
+                    revisits.pop();
                     item
                 }
                 _ => {
@@ -254,9 +256,8 @@ pub fn run(run: &Run) -> RunOutput {
                     }
                     drop(recent);
                     for later in [8, 25, 60] {
-                        revisits.push_back((step + later, item));
+                        revisits.push(Reverse((step + later, item)));
                     }
-                    revisits.make_contiguous().sort_unstable();
                 }
             }
             tokio::time::sleep(Duration::from_millis(40)).await;
