@@ -144,16 +144,21 @@ fn chaos_seeds_41_to_50_are_clean() {
 /// Chaos seed 81 found a race the fixes before it missed: a node invalidated by
 /// an upload, then cleared as it joined the pool (losing the floor), then given
 /// the old image by its previous owner's move. Invalidation now goes again to a
-/// node whose fence token changed since its call.
+/// node whose fence token changed since its call. Later harness changes reshaped
+/// seed 81's run; with that fix undone, seeds 4, 122, 198, 217 and 223 of the
+/// first 300 fail now (4 is among the clean seeds 1 to 10).
 #[test]
-fn chaos_seed_81_invalidates_a_node_cleared_during_the_upload() {
-    assert_passes(Scenario::Chaos, 81);
+fn chaos_seed_122_invalidates_a_node_cleared_during_the_upload() {
+    assert_passes(Scenario::Chaos, 122);
 }
 
 /// Chaos seed 632 found that a successful upload settled its key although a
-/// later, failed upload of it (row commit unknown) had marked it unsettled.
+/// later, failed upload of it (row commit unknown) had marked it unsettled. With
+/// the current harness no seed of the first 600 fails with that fix undone, so
+/// the fix is guarded by the front-end's unit test
+/// `only_marks_older_than_the_settler_are_settled`; this stays as a clean seed.
 #[test]
-fn chaos_seed_632_keeps_a_newer_unsettled_mark() {
+fn chaos_seed_632_is_clean() {
     assert_passes(Scenario::Chaos, 632);
 }
 
