@@ -34,6 +34,14 @@ pub struct Upload {
 
 /// Stores an upload; returns the new version once the index row is durable.
 pub async fn store(state: &Arc<FrontendState>, upload: Upload) -> Result<u64, ApiError> {
+    // Planted bug `invalidate-stale-routing`: the pool is read once, as the upload
+    // starts, and that is the pool its invalidation reaches.
+    let pool_read_once = crate::planted!(InvalidateStaleRouting).then(|| {
+        state
+            .routing()
+            .map(|routing| routing.pool.nodes().to_vec())
+            .unwrap_or_default()
+    });
     // Shared with other uploads, exclusive of `clear/data`, from the blob write to
     // the row commit: a clear never deletes the blob of a row about to commit.
     let gate = if crate::planted!(ClearRacesUpload) {
@@ -51,7 +59,7 @@ pub async fn store(state: &Arc<FrontendState>, upload: Upload) -> Result<u64, Ap
         spawner.spawn(
             async move {
                 let _ = commit(&state, &upload, &object).await;
-                finish(&state, &upload, &object, None).await;
+                finish(&state, &upload, &object, None, None).await;
             }
             .in_current_span(),
         );
@@ -65,7 +73,7 @@ pub async fn store(state: &Arc<FrontendState>, upload: Upload) -> Result<u64, Ap
     drop(gate);
     match committed {
         Ok(upserted) => {
-            finish(state, &upload, &object, Some(&upserted)).await;
+            finish(state, &upload, &object, Some(&upserted), pool_read_once).await;
             flux.end(true);
             Ok(upserted.version)
         }
@@ -132,7 +140,7 @@ pub(super) async fn settle_unsettled(state: &Arc<FrontendState>) {
 async fn settle_unconfirmed(state: &Arc<FrontendState>, key: &str) -> bool {
     match state.index.get(key).await {
         Ok(Some(row)) => {
-            invalidate_everywhere(state, key, row.version).await;
+            invalidate_everywhere(state, key, row.version, None).await;
             true
         }
         // No row: the key was cleared, or the commit never landed. Nodes may still
@@ -172,13 +180,14 @@ async fn finish(
     upload: &Upload,
     object: &str,
     upserted: Option<&Upserted>,
+    pool_read_once: Option<Vec<NodeId>>,
 ) {
     let Some(upserted) = upserted else {
         return;
     };
     crate::buggify!("upload.after_commit");
     if !crate::planted!(SkipInvalidate) {
-        invalidate_everywhere(state, &upload.key, upserted.version).await;
+        invalidate_everywhere(state, &upload.key, upserted.version, pool_read_once).await;
     }
     lock(&state.cached).remove(&upload.key);
     if let Some(previous) = &upserted.previous_object {
@@ -226,21 +235,24 @@ const INVALIDATION_ROUNDS_MAX: usize = 8;
 /// the joining node) has lost the floor it set. So after each round the targets
 /// are read again with their fence tokens, and nodes that joined or whose token
 /// changed are invalidated (again), until a round finds every one done.
-pub(super) async fn invalidate_everywhere(state: &Arc<FrontendState>, key: &str, version: u64) {
+///
+/// `pool_read_once` is only ever given by the planted bug
+/// `invalidate-stale-routing`: then that pool is invalidated, once.
+pub(super) async fn invalidate_everywhere(
+    state: &Arc<FrontendState>,
+    key: &str,
+    version: u64,
+    pool_read_once: Option<Vec<NodeId>>,
+) {
     let path = format!("{}?version={version}", item_path(key));
     // Each node invalidated, with the fence token it had when the call went out:
     // a node cleared since (a join clears it, and a clear drops its floors) may
     // have taken the old image again, so it is invalidated again.
     let mut done: BTreeMap<NodeId, Option<String>> = BTreeMap::new();
     for _ in 0..INVALIDATION_ROUNDS_MAX {
-        let targets = if crate::planted!(InvalidateStaleRouting) {
-            // Planted bug: the routing pool only, read once.
-            state
-                .routing()
-                .map(|routing| routing.pool.nodes().to_vec())
-                .unwrap_or_default()
-        } else {
-            state.invalidation_targets()
+        let targets = match &pool_read_once {
+            Some(pool) => pool.clone(),
+            None => state.invalidation_targets(),
         };
         let todo: Vec<(&NodeId, Option<String>)> = targets
             .iter()
@@ -277,7 +289,7 @@ pub(super) async fn invalidate_everywhere(state: &Arc<FrontendState>, key: &str,
             }
             done.insert(node.clone(), fence);
         }
-        if crate::planted!(InvalidateStaleRouting) {
+        if pool_read_once.is_some() {
             // Planted bug: the pool read once is the pool invalidated.
             return;
         }
