@@ -133,9 +133,9 @@ mod enabled {
     /// on them, so they may stall longer, as a put stuck on a slow connection does.
     /// Scripted scenarios (only forced points) keep [`DELAY_MS_MAX`]: their
     /// scripts wait for the delayed task at known times.
-    const BACKGROUND_POINTS: [&str; 2] = ["read.before_fill", "node.move.after_read"];
+    pub const BACKGROUND_POINTS: [&str; 2] = ["read.before_fill", "node.move.after_read"];
     /// Longest buggify delay at those points.
-    const BACKGROUND_DELAY_MS_MAX: u64 = 8_000;
+    const BACKGROUND_DELAY_MS_MAX: u64 = 15_000;
 
     struct Context {
         plant: Option<Plant>,

@@ -4,14 +4,18 @@
 //! power (unsynced writes lost) or its disk, a front-end restart, and slow,
 //! failing, throttling or reply-losing storage. Resizes, clears, listings and cache
 //! settings go on meanwhile, and buggify points fire inside the services. A
-//! browser evicts and edits, and a watcher reads hot and lately edited keys every
-//! few ms, so that short-lived stale images are seen. Each seed leaves some kinds
+//! browser evicts and edits, editors upload what it read lately while the pool
+//! changes, and watchers read hot keys every few ms and each edited item at once
+//! and again seconds later, so that short-lived stale images are seen. Each seed
+//! leaves some kinds
 //! of administrative call out (swarm testing). Every fault is healed before the
 //! end; then the system is checked at quiescence.
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::sync::atomic::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,7 +33,7 @@ use crate::run::{Run, RunOutput};
 use crate::world::{service_hosts, WorldSpec, SLOTS};
 
 /// How long faults are injected, in simulated ms.
-const FAULT_WINDOW_MS: u64 = 120_000;
+const FAULT_WINDOW_MS: u64 = 180_000;
 /// Healing happens here; checks follow.
 const HEAL_AT_MS: u64 = FAULT_WINDOW_MS + 2_000;
 /// Keys the browsing client reads in turn.
@@ -39,6 +43,90 @@ const EDIT_PERCENT: u32 = 30;
 
 /// Hot keys of the workload the watcher reads.
 const HOT_KEYS: usize = 3;
+/// How long after the control client starts a resize the editors edit.
+const EDIT_WHILE_RESIZING_MS: u64 = 2_000;
+/// Sessions editing while the pool changes.
+const EDITORS: u64 = 4;
+/// Items the browser read lately, which the editors pick from.
+const BROWSED_REMEMBERED: usize = 6;
+/// When the watcher looks at an edited item again, in ms after the edit (each
+/// drawn from its range): at once, and then after pauses long enough that a
+/// cache may have let the item go meanwhile.
+const WATCH_AGAIN_MS: [(u64, u64); 5] = [
+    (20, 100),
+    (150, 400),
+    (1_000, 3_000),
+    (3_000, 6_000),
+    (6_000, 10_000),
+];
+/// Most looks the watcher has to do; more edits are not watched.
+const WATCH_QUEUE_MAX: usize = 256;
+
+/// Catalogue items in the order a session met them, the latest last.
+type Recent = Rc<RefCell<VecDeque<usize>>>;
+
+/// Puts `item` last in `recent`, keeping at most `limit` items.
+fn remember(recent: &Recent, item: usize, limit: usize) {
+    let mut recent = recent.borrow_mut();
+    recent.retain(|&other| other != item);
+    recent.push_back(item);
+    while recent.len() > limit {
+        recent.pop_front();
+    }
+}
+
+/// Edited items the watcher is to read, soonest first: (due ms, item).
+type Watchlist = Rc<RefCell<BinaryHeap<Reverse<(u64, usize)>>>>;
+
+/// Puts the looks at an item just edited on the watchlist.
+fn watch_later(watchlist: &Watchlist, item: usize, rng: &mut ChaCha8Rng) {
+    let now_ms = crate::history::now_ms();
+    let mut watchlist = watchlist.borrow_mut();
+    for (from_ms, to_ms) in WATCH_AGAIN_MS {
+        if watchlist.len() < WATCH_QUEUE_MAX {
+            watchlist.push(Reverse((now_ms + rng.gen_range(from_ms..to_ms), item)));
+        }
+    }
+}
+
+/// What the browser shares with the editors.
+struct Recents {
+    browsed: Recent,
+    edited: Watchlist,
+}
+
+/// One editor: for a while after each resize begins, uploads new images of items
+/// the browser read lately, one after the other, and hands them to the watcher.
+async fn edit_while_resizing(
+    editor: Driver,
+    seed: u64,
+    first_generation: u64,
+    recents: Recents,
+    resize_started_ms: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut generation = first_generation;
+    while !stop.load(Ordering::Relaxed) {
+        let since_ms = resize_started_ms.load(Ordering::Relaxed);
+        let candidates: Vec<usize> = recents.browsed.borrow().iter().copied().collect();
+        if since_ms == 0
+            || crate::history::now_ms() >= since_ms + EDIT_WHILE_RESIZING_MS
+            || candidates.is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        let item = candidates[rng.gen_range(0..candidates.len())];
+        generation += 1;
+        if editor.upload(&catalogue_key(item), generation, 2_048).await
+            == crate::history::Outcome::Uploaded
+        {
+            watch_later(&recents.edited, item, &mut rng);
+        }
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(5..40))).await;
+    }
+}
 
 fn catalogue_key(index: usize) -> String {
     format!("catalogue-{index}")
@@ -172,8 +260,10 @@ pub fn run(run: &Run) -> RunOutput {
     let spec = WorldSpec::randomized(run.seed);
     let describe = spec.describe();
     let stats_interval_ms = spec.stats_interval_ms;
-    // Buggify: each point enabled with some chance for this run.
-    let _hooks = run.buggify(&[], 40);
+    // Buggify: each point enabled with some chance for this run, except the two
+    // in background tasks (a fill, a moved value's put), which are always on: a
+    // late put is what most cache races are made of.
+    let _hooks = run.buggify(&memring::hooks::BACKGROUND_POINTS, 40);
     let mut harness = Harness::new(spec);
     harness.buggify_on = true;
     let workload = Workload {
@@ -181,6 +271,9 @@ pub fn run(run: &Run) -> RunOutput {
         ..Workload::default()
     };
     harness.clients(3, run.seed, workload);
+    // When the control client last started a resize (simulated ms, 0 = never).
+    let resize_started_ms = Arc::new(AtomicU64::new(0));
+    let resizing = resize_started_ms.clone();
     // A client browsing a catalogue wider than the caches (its reads evict), who
     // now and then edits the item it just read: uploads a new image, reads it
     // back, browses on, and looks at the item again a few times later.
@@ -203,25 +296,63 @@ pub fn run(run: &Run) -> RunOutput {
         }
         // A second session on this host watches the hot keys and the items edited
         // lately, reading one every few ms: a stale image that sits in a cache
-        // only briefly is seen.
-        let edited: std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<usize>>> =
-            Default::default();
+        // only briefly is seen. It looks at each edited item at once, then again
+        // a few times later (see `WATCH_AGAIN_MS`).
+        let (edited, browsed) = (Watchlist::default(), Recent::default());
         let watcher = Driver::new("watcher", driver.history.clone());
         let (watched, watch_stop) = (edited.clone(), stop.clone());
         let watch = async move {
             let mut rng = ChaCha8Rng::seed_from_u64(browse_seed ^ 0x3a7c4);
             while !watch_stop.load(Ordering::Relaxed) {
-                let recent = watched.borrow().iter().copied().collect::<Vec<_>>();
-                let key = if !recent.is_empty() && rng.gen_bool(0.5) {
-                    catalogue_key(recent[rng.gen_range(0..recent.len())])
-                } else {
-                    super::workload::key_name(rng.gen_range(0..HOT_KEYS))
+                let due = {
+                    let mut watched = watched.borrow_mut();
+                    match watched.peek() {
+                        Some(&Reverse((due_ms, item)))
+                            if due_ms <= crate::history::now_ms() && rng.gen_bool(0.7) =>
+                        {
+                            watched.pop();
+                            Some(item)
+                        }
+                        _ => None,
+                    }
+                };
+                let key = match due {
+                    Some(item) => catalogue_key(item),
+                    None => super::workload::key_name(rng.gen_range(0..HOT_KEYS)),
                 };
                 watcher.read(&key, false).await;
                 tokio::time::sleep(Duration::from_millis(rng.gen_range(5..25))).await;
             }
         };
         tokio::task::spawn_local(watch);
+        // And one more reads nothing but the hot keys, which uploads replace most.
+        let hot_watcher = Driver::new("hot-watcher", driver.history.clone());
+        let hot_stop = stop.clone();
+        tokio::task::spawn_local(async move {
+            let mut rng = ChaCha8Rng::seed_from_u64(browse_seed ^ 0x4075);
+            while !hot_stop.load(Ordering::Relaxed) {
+                let key = super::workload::key_name(rng.gen_range(0..HOT_KEYS));
+                hot_watcher.read(&key, false).await;
+                tokio::time::sleep(Duration::from_millis(rng.gen_range(5..25))).await;
+            }
+        });
+        // More sessions edit items the browser read lately (likely cached, and
+        // perhaps with a fill still on their way) while the pool changes: their
+        // uploads race the routing switch, the moves and the fills of the items
+        // they replace.
+        for editor in 0..EDITORS {
+            tokio::task::spawn_local(edit_while_resizing(
+                Driver::new(&format!("editor{editor}"), driver.history.clone()),
+                browse_seed ^ (0xed_170e + editor),
+                8_000_000 + editor * 100_000,
+                Recents {
+                    browsed: browsed.clone(),
+                    edited: edited.clone(),
+                },
+                resizing.clone(),
+                stop.clone(),
+            ));
+        }
         let mut generation = 9_000_000 + CATALOGUE_KEYS as u64;
         let mut index = 0;
         // Edited items to look at again: (step, item), soonest first.
@@ -240,6 +371,7 @@ pub fn run(run: &Run) -> RunOutput {
                 }
             };
             let seen = driver.read(&catalogue_key(item), false).await;
+            remember(&browsed, item, BROWSED_REMEMBERED);
             // An item that is gone (a clear) is put back; others are edited now and then.
             let missing = seen == crate::history::Outcome::Read(None);
             if missing || rng.gen_range(0..100) < EDIT_PERCENT {
@@ -248,27 +380,21 @@ pub fn run(run: &Run) -> RunOutput {
                     == crate::history::Outcome::Uploaded
                 {
                     driver.read(&catalogue_key(item), false).await;
-                    let mut recent = edited.borrow_mut();
-                    recent.retain(|&other| other != item);
-                    recent.push_back(item);
-                    if recent.len() > 4 {
-                        recent.pop_front();
-                    }
-                    drop(recent);
+                    watch_later(&edited, item, &mut rng);
                     for later in [8, 25, 60] {
                         revisits.push(Reverse((step + later, item)));
                     }
                 }
             }
-            tokio::time::sleep(Duration::from_millis(40)).await;
+            tokio::time::sleep(Duration::from_millis(15)).await;
         }
     });
     let seed = run.seed;
     // Swarm testing: each administrative call is in this run's mix or not (a
     // clear wipes out what a run built up).
     let mut mix_rng = ChaCha8Rng::seed_from_u64(seed ^ 0xad_5a7d);
-    let mut weight = |w: u32| if mix_rng.gen_bool(0.5) { w } else { 0 };
-    let (clear_data, clear_cache, config) = (weight(25), weight(15), weight(20));
+    let mut weight = |w: u32, odds: f64| if mix_rng.gen_bool(odds) { w } else { 0 };
+    let (clear_data, clear_cache, config) = (weight(25, 0.7), weight(15, 0.5), weight(20, 0.5));
     harness.admin(
         seed,
         AdminMix {
@@ -309,6 +435,10 @@ pub fn run(run: &Run) -> RunOutput {
             }
             let grow = size == 1 || (size < 6 && rng.gen_bool(0.6));
             let change = if grow { "increase" } else { "decrease" };
+            // The editors begin a little before the resize, so that uploads are
+            // under way when the routing switches.
+            resize_started_ms.store(crate::history::now_ms().max(1), Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(50..400))).await;
             let reply = driver.resize_call(change).await;
             last_direct = false;
             let mut known = resizes.lock().unwrap_or_else(|p| p.into_inner());
