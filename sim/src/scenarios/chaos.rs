@@ -7,9 +7,8 @@
 //! browser evicts and edits, editors upload what it read lately while the pool
 //! changes, and watchers read hot keys every few ms and each edited item at once
 //! and again seconds later, so that short-lived stale images are seen. Each seed
-//! leaves some kinds
-//! of administrative call out (swarm testing). Every fault is healed before the
-//! end; then the system is checked at quiescence.
+//! leaves some kinds of administrative call out (swarm testing). Every fault is
+//! healed before the end; then the system is checked at quiescence.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
