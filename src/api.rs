@@ -3,7 +3,7 @@
 //! Success: `{"success": "true", ...fields}`. Failure:
 //! `{"success": "false", "error": {"code": <HTTP status>, "message": "..."}}`.
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -107,5 +107,75 @@ where
         serde_json::from_slice(&body)
             .map(JsonBody)
             .map_err(|error| ApiError::bad_request(format!("bad JSON body: {error}")))
+    }
+}
+
+pub use crate::error::{echo, ECHO_CHARS_MAX};
+
+/// A path parameter; one that cannot be decoded (a key that is not valid UTF-8)
+/// is a 400 in the envelope, not axum's plain-text answer.
+pub struct PathParam<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for PathParam<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| PathParam(value))
+            .map_err(|rejection| match rejection {
+                PathRejection::FailedToDeserializePathParams(_) => {
+                    ApiError::bad_request("the path cannot be decoded (a key must be valid UTF-8)")
+                }
+                other => ApiError::new(other.status(), echo(&other.body_text())),
+            })
+    }
+}
+
+/// A raw body; one over the size limit is a 413 in the envelope.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S> axum::extract::FromRequest<S> for RawBody
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        axum::body::Bytes::from_request(request, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection: BytesRejection| {
+                let message = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    "the body is too large".to_owned()
+                } else {
+                    format!(
+                        "the body could not be read: {}",
+                        echo(&rejection.body_text())
+                    )
+                };
+                ApiError::new(rejection.status(), message)
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_keeps_short_input_and_cuts_long_input() {
+        assert_eq!(echo("key-1"), "key-1");
+        let long = "é".repeat(1_000_000);
+        let cut = echo(&long);
+        assert_eq!(cut.chars().count(), ECHO_CHARS_MAX + 1);
+        assert!(cut.ends_with('…'));
     }
 }

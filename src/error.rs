@@ -24,3 +24,15 @@ pub enum InputError {
     #[error("unknown assignment strategy {0:?} (known: modulo, minimal)")]
     UnknownStrategy(String),
 }
+
+/// How much of a caller's input an error message may quote, in characters.
+pub const ECHO_CHARS_MAX: usize = 64;
+
+/// At most [`ECHO_CHARS_MAX`] characters of `input`, marked when cut: errors quote
+/// input to help its sender, never to reflect a megabyte back.
+pub fn echo(input: &str) -> String {
+    match input.char_indices().nth(ECHO_CHARS_MAX) {
+        Some((cut, _)) => format!("{}…", &input[..cut]),
+        None => input.to_owned(),
+    }
+}

@@ -12,7 +12,7 @@ pub const KEY_CHARS_MAX: usize = 48;
 pub fn validate_key(key: &str) -> Result<(), InputError> {
     let bad = |why| {
         Err(InputError::BadKey {
-            key: key.to_owned(),
+            key: crate::error::echo(key),
             why,
         })
     };

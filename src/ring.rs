@@ -90,7 +90,7 @@ impl NodeId {
 /// Splits an id into host and optional port, checking both.
 fn parse_host_port(id: &str) -> Result<(&str, Option<u16>), InputError> {
     let bad = |why: &str| InputError::BadNodeId {
-        id: id.to_owned(),
+        id: crate::error::echo(id),
         why: why.to_owned(),
     };
     if id.is_empty() {

@@ -315,6 +315,111 @@ async fn bad_inputs_get_the_documented_envelope() {
     up.stop().await;
 }
 
+/// A multipart upload body built by hand, so that its parts can be malformed.
+fn raw_form(parts: &[(&str, &[u8])]) -> (Bytes, String) {
+    let boundary = "memring-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let filename = if *name == "file" {
+            "; filename=\"a.png\""
+        } else {
+            ""
+        };
+        body.extend_from_slice(
+            format!("Content-Disposition: form-data; name=\"{name}\"{filename}\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (
+        Bytes::from(body),
+        format!("multipart/form-data; boundary={boundary}"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_input_is_refused_not_mangled() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = common::settings(dir.path());
+    let upload_max_bytes = settings.upload_max_bytes;
+    let up = start(settings).await;
+    let api = Api::new(&up);
+    let png: &[u8] = b"\x89PNG\r\n\x1a\nbytes";
+    let send_form = |parts: Vec<(&'static str, Vec<u8>)>| {
+        let api = &api;
+        async move {
+            let borrowed: Vec<(&str, &[u8])> =
+                parts.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+            let (body, content_type) = raw_form(&borrowed);
+            api.call(
+                Method::POST,
+                &api.frontend,
+                "/api/upload",
+                body,
+                Some(&content_type),
+            )
+            .await
+        }
+    };
+    // A key that is not UTF-8 is refused, not repaired into U+FFFD.
+    let reply = send_form(vec![("key", b"k\xff".to_vec()), ("file", png.to_vec())]).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&reply.body).contains("UTF-8"));
+    // Two keys or two files: refused, rather than the last one winning.
+    let reply = send_form(vec![
+        ("key", b"one".to_vec()),
+        ("key", b"two".to_vec()),
+        ("file", png.to_vec()),
+    ])
+    .await;
+    assert_error(&reply, StatusCode::BAD_REQUEST);
+    let reply = send_form(vec![
+        ("key", b"one".to_vec()),
+        ("file", png.to_vec()),
+        ("file", png.to_vec()),
+    ])
+    .await;
+    assert_error(&reply, StatusCode::BAD_REQUEST);
+    // A huge key is refused without being echoed back whole.
+    let reply = send_form(vec![("key", vec![b'k'; 1 << 20]), ("file", png.to_vec())]).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST);
+    assert!(reply.body.len() < 1024, "{} bytes echoed", reply.body.len());
+    let long_key = "k".repeat(4_000);
+    let reply = api.image(&long_key).await;
+    assert_error(&reply, StatusCode::BAD_REQUEST);
+    assert!(reply.body.len() < 1024, "{} bytes echoed", reply.body.len());
+    // A path that does not decode to UTF-8 gets the envelope, on both roles.
+    for addr in [api.frontend.clone(), up.node_addrs()[0].clone()] {
+        let path = if addr == api.frontend {
+            "/images/%ff%fe"
+        } else {
+            "/api/cache/item/%ff%fe"
+        };
+        let reply = api.call(Method::GET, &addr, path, Bytes::new(), None).await;
+        assert_error(&reply, StatusCode::BAD_REQUEST);
+    }
+    // A node's body limit answers in the envelope too: one byte over it (an
+    // upload's limit plus 1 KiB).
+    let node = up.node_addrs()[0].clone();
+    let too_big = Bytes::from(vec![0u8; upload_max_bytes + 1024 + 1]);
+    let reply = api
+        .call(
+            Method::PUT,
+            &node,
+            "/api/cache/item/big",
+            too_big,
+            Some("image/png"),
+        )
+        .await;
+    assert_error(&reply, StatusCode::PAYLOAD_TOO_LARGE);
+    // None of it stored anything.
+    let reply = api.post_json(&api.frontend, "/api/list_keys", "").await;
+    assert_eq!(json(&reply)["keys"], serde_json::json!([]));
+    up.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();

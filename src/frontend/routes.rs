@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::multipart::MultipartError;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -17,11 +17,13 @@ use super::read::read;
 use super::rebalance::{clear_cache, parse_members, rebalance_to, Directive};
 use super::upload::{store, Upload};
 use super::{lock, FrontendState};
-use crate::api::{self, ApiError, JsonBody};
+use crate::api::{self, ApiError, JsonBody, PathParam};
 use crate::key::validate_key;
 
 /// Room for the multipart framing and the key field around the file.
 const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
+/// Longest `key` field read; a valid key is far shorter (48 characters).
+const KEY_FIELD_BYTES_MAX: usize = 1024;
 
 pub fn router(state: Arc<FrontendState>) -> Router {
     let body_max_bytes = state.settings.upload_max_bytes + MULTIPART_OVERHEAD_BYTES;
@@ -67,10 +69,28 @@ async fn upload(
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name() {
             Some("key") => {
-                let text = field.text().await.map_err(multipart_error)?;
+                if key.is_some() {
+                    return Err(ApiError::bad_request("the form has two `key` fields"));
+                }
+                // Read as bytes, bounded: a key that is not UTF-8 is refused rather
+                // than repaired (two different raw keys must not become one).
+                let mut raw = BytesMut::new();
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    if raw.len() + chunk.len() > KEY_FIELD_BYTES_MAX {
+                        return Err(ApiError::bad_request(format!(
+                            "the `key` field is longer than {KEY_FIELD_BYTES_MAX} bytes"
+                        )));
+                    }
+                    raw.extend_from_slice(&chunk);
+                }
+                let text = String::from_utf8(raw.to_vec())
+                    .map_err(|_| ApiError::bad_request("a key must be valid UTF-8"))?;
                 key = Some(text);
             }
             Some("file") => {
+                if file.is_some() {
+                    return Err(ApiError::bad_request("the form has two `file` fields"));
+                }
                 let content_type = field.content_type().map(str::to_owned);
                 let mut bytes = BytesMut::new();
                 while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
@@ -116,7 +136,7 @@ async fn list_keys(State(state): State<Arc<FrontendState>>) -> Result<Response, 
 
 async fn key_content(
     State(state): State<Arc<FrontendState>>,
-    Path(key): Path<String>,
+    PathParam(key): PathParam<String>,
 ) -> Result<Response, ApiError> {
     let image = read(&state, &key).await?;
     let encoded = base64::engine::general_purpose::STANDARD.encode(&image.bytes);
@@ -127,7 +147,7 @@ async fn key_content(
 
 async fn image(
     State(state): State<Arc<FrontendState>>,
-    Path(key): Path<String>,
+    PathParam(key): PathParam<String>,
     request_headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let image = read(&state, &key).await?;

@@ -8,8 +8,7 @@ pub mod protocol;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +18,7 @@ use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api::{self, ApiError, JsonBody};
+use crate::api::{self, ApiError, JsonBody, PathParam, RawBody};
 use crate::balance::MoveKeysPayload;
 use crate::cache::store::{CacheStore, Entry, Policy, PutError, PutOutcome, MB};
 use crate::net::client::HttpClient;
@@ -204,7 +203,10 @@ async fn count_request(
     next.run(request).await
 }
 
-async fn get_item(State(state): State<Arc<NodeState>>, Path(key): Path<String>) -> Response {
+async fn get_item(
+    State(state): State<Arc<NodeState>>,
+    PathParam(key): PathParam<String>,
+) -> Response {
     state.counters.gets.fetch_add(1, Ordering::Relaxed);
     let hit = state.store().get(&key).cloned();
     match hit {
@@ -241,9 +243,9 @@ fn version_of(headers: &HeaderMap) -> Result<u64, ApiError> {
 
 async fn put_item(
     State(state): State<Arc<NodeState>>,
-    Path(key): Path<String>,
+    PathParam(key): PathParam<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let version = version_of(&headers)?;
     let mime = headers
@@ -315,7 +317,7 @@ struct VersionQuery {
 
 async fn invalidate_item(
     State(state): State<Arc<NodeState>>,
-    Path(key): Path<String>,
+    PathParam(key): PathParam<String>,
     Query(query): Query<VersionQuery>,
 ) -> Response {
     let removed = match query.version {
