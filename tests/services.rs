@@ -417,6 +417,25 @@ async fn malformed_input_is_refused_not_mangled() {
     // None of it stored anything.
     let reply = api.post_json(&api.frontend, "/api/list_keys", "").await;
     assert_eq!(json(&reply)["keys"], serde_json::json!([]));
+    // Stored content is served under its type, never sniffed, and sandboxed.
+    api.upload_ok("safe", png).await;
+    let encoded_path = format!("/api/key/{}", common::encode("safe"));
+    for reply in [
+        api.image("safe").await,
+        api.image("unknown").await,
+        api.call(
+            Method::GET,
+            &api.frontend,
+            &encoded_path,
+            Bytes::new(),
+            None,
+        )
+        .await,
+    ] {
+        assert_eq!(reply.headers["x-content-type-options"], "nosniff");
+        let policy = reply.headers["content-security-policy"].to_str().unwrap();
+        assert!(policy.contains("default-src 'none'") && policy.contains("sandbox"));
+    }
     up.stop().await;
 }
 

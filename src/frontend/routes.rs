@@ -40,7 +40,27 @@ pub fn router(state: Arc<FrontendState>) -> Router {
         .fallback(api::not_found_fallback)
         .method_not_allowed_fallback(|| async { api::method_not_allowed() })
         .layer(DefaultBodyLimit::max(body_max_bytes))
+        .layer(axum::middleware::map_response(serve_safely))
         .with_state(state)
+}
+
+/// The policy every answer carries: nothing it runs may load or do anything
+/// (`default-src 'none'`, `sandbox`), and browsers take its content type as given
+/// rather than sniffing one (an image is never run as HTML or script).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; sandbox; frame-ancestors 'none'";
+
+/// Adds `nosniff` and the sandboxing policy to an answer.
+async fn serve_safely(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    response
 }
 
 fn multipart_error(error: MultipartError) -> ApiError {
