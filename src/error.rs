@@ -36,3 +36,17 @@ pub fn echo(input: &str) -> String {
         None => input.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_keeps_short_input_and_cuts_long_input() {
+        assert_eq!(echo("key-1"), "key-1");
+        let long = "é".repeat(1_000_000);
+        let cut = echo(&long);
+        assert_eq!(cut.chars().count(), ECHO_CHARS_MAX + 1);
+        assert!(cut.ends_with('…'));
+    }
+}
