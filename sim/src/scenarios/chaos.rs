@@ -60,6 +60,14 @@ const WATCH_AGAIN_MS: [(u64, u64); 5] = [
 ];
 /// Most looks the watcher has to do; more edits are not watched.
 const WATCH_QUEUE_MAX: usize = 256;
+/// Edited items the lingerer reads over and over, the latest edits.
+const LINGER_ITEMS: usize = 4;
+/// How long the lingerer keeps reading an edited item, in ms (drawn): about as
+/// long as most delayed fills and moves of its older image take to land.
+const LINGER_MS: (u64, u64) = (3_000, 8_000);
+/// The lingerer's pause between two reads, in ms (drawn): each lingering item is
+/// read every few hundred ms, about as long as a small cache keeps an entry.
+const LINGER_PAUSE_MS: (u64, u64) = (15, 60);
 
 /// Catalogue items in the order a session met them, the latest last.
 type Recent = Rc<RefCell<VecDeque<usize>>>;
@@ -88,10 +96,25 @@ fn watch_later(watchlist: &Watchlist, item: usize, rng: &mut ChaCha8Rng) {
     }
 }
 
+/// Edited items the lingerer is reading: (until ms, item), oldest edit first.
+type Lingering = Rc<RefCell<VecDeque<(u64, usize)>>>;
+
+/// Has the lingerer read `item` over and over for a while, from now.
+fn linger_on(lingering: &Lingering, item: usize, rng: &mut ChaCha8Rng) {
+    let until_ms = crate::history::now_ms() + rng.gen_range(LINGER_MS.0..LINGER_MS.1);
+    let mut lingering = lingering.borrow_mut();
+    lingering.retain(|&(_, other)| other != item);
+    lingering.push_back((until_ms, item));
+    while lingering.len() > LINGER_ITEMS {
+        lingering.pop_front();
+    }
+}
+
 /// What the browser shares with the editors.
 struct Recents {
     browsed: Recent,
     edited: Watchlist,
+    lingering: Lingering,
 }
 
 /// One editor: for a while after each resize begins, uploads new images of items
@@ -122,6 +145,7 @@ async fn edit_while_resizing(
             == crate::history::Outcome::Uploaded
         {
             watch_later(&recents.edited, item, &mut rng);
+            linger_on(&recents.lingering, item, &mut rng);
         }
         tokio::time::sleep(Duration::from_millis(rng.gen_range(5..40))).await;
     }
@@ -298,6 +322,7 @@ pub fn run(run: &Run) -> RunOutput {
         // only briefly is seen. It looks at each edited item at once, then again
         // a few times later (see `WATCH_AGAIN_MS`).
         let (edited, browsed) = (Watchlist::default(), Recent::default());
+        let lingering = Lingering::default();
         let watcher = Driver::new("watcher", driver.history.clone());
         let (watched, watch_stop) = (edited.clone(), stop.clone());
         let watch = async move {
@@ -335,6 +360,33 @@ pub fn run(run: &Run) -> RunOutput {
                 tokio::time::sleep(Duration::from_millis(rng.gen_range(5..25))).await;
             }
         });
+        // One more reads the items edited last over and over for a few seconds. An
+        // older image of such an item may still be on its way to a cache (a fill
+        // or a move held up), and a small cache keeps what lands only briefly:
+        // reading often is how a stale image that got in is seen.
+        let lingerer = Driver::new("lingerer", driver.history.clone());
+        let (lingered, linger_stop) = (lingering.clone(), stop.clone());
+        tokio::task::spawn_local(async move {
+            let mut rng = ChaCha8Rng::seed_from_u64(browse_seed ^ 0x1196e7);
+            let mut turn = 0usize;
+            while !linger_stop.load(Ordering::Relaxed) {
+                let item = {
+                    let mut lingered = lingered.borrow_mut();
+                    let now_ms = crate::history::now_ms();
+                    lingered.retain(|&(until_ms, _)| until_ms > now_ms);
+                    turn = turn.wrapping_add(1);
+                    (!lingered.is_empty()).then(|| lingered[turn % lingered.len()].1)
+                };
+                match item {
+                    Some(item) => {
+                        lingerer.read(&catalogue_key(item), false).await;
+                        let pause_ms = rng.gen_range(LINGER_PAUSE_MS.0..LINGER_PAUSE_MS.1);
+                        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+                    }
+                    None => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        });
         // More sessions edit items the browser read lately (likely cached, and
         // perhaps with a fill still on their way) while the pool changes: their
         // uploads race the routing switch, the moves and the fills of the items
@@ -347,6 +399,7 @@ pub fn run(run: &Run) -> RunOutput {
                 Recents {
                     browsed: browsed.clone(),
                     edited: edited.clone(),
+                    lingering: lingering.clone(),
                 },
                 resizing.clone(),
                 stop.clone(),
@@ -380,6 +433,7 @@ pub fn run(run: &Run) -> RunOutput {
                 {
                     driver.read(&catalogue_key(item), false).await;
                     watch_later(&edited, item, &mut rng);
+                    linger_on(&lingering, item, &mut rng);
                     for later in [8, 25, 60] {
                         revisits.push(Reverse((step + later, item)));
                     }
