@@ -52,6 +52,24 @@ pub enum BenchCommand {
     Read(crate::bench::BenchReadArgs),
 }
 
+/// The tokens of a role (see `crate::auth`). Give them in the environment rather
+/// than as flags, which other users of the machine can see.
+#[derive(Debug, Args, Clone)]
+pub struct TokenArgs {
+    /// The cluster token every internal call carries (16 to 256 visible ASCII
+    /// characters). `memring up` makes a random one when none is given.
+    #[arg(long, env = "MEMRING_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<String>,
+    /// The admin token that clears, resizes and cache settings require (as
+    /// `Authorization: Bearer <token>`). Unset: those calls are open.
+    #[arg(long, env = "MEMRING_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Start even when bound beyond loopback without the tokens (anyone who can
+    /// reach the ports can then reroute the pool or wipe the data).
+    #[arg(long)]
+    pub insecure_no_token: bool,
+}
+
 /// Cache settings shared by the roles that hold or push them.
 #[derive(Debug, Args, Clone)]
 pub struct CacheArgs {
@@ -89,6 +107,8 @@ pub struct UpArgs {
     pub strategy: Strategy,
     #[command(flatten)]
     pub cache: CacheArgs,
+    #[command(flatten)]
+    pub tokens: TokenArgs,
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +131,8 @@ pub struct FrontendArgs {
     /// Assignment strategy: modulo (documented) or minimal.
     #[arg(long, default_value = "modulo")]
     pub strategy: Strategy,
+    #[command(flatten)]
+    pub tokens: TokenArgs,
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +154,8 @@ pub struct CacheNodeArgs {
     pub item_max_bytes: usize,
     #[command(flatten)]
     pub cache: CacheArgs,
+    #[command(flatten)]
+    pub tokens: TokenArgs,
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +180,8 @@ pub struct ManagerArgs {
     pub node_port: u16,
     #[command(flatten)]
     pub cache: CacheArgs,
+    #[command(flatten)]
+    pub tokens: TokenArgs,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod assign;
+pub mod auth;
 pub mod autoscale;
 pub mod balance;
 pub mod bench;

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use rand::RngCore;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{CacheArgs, CacheNodeArgs, FrontendArgs, ManagerArgs, UpArgs};
+use crate::auth::{Secrets, Token};
+use crate::cli::{CacheArgs, CacheNodeArgs, FrontendArgs, ManagerArgs, TokenArgs, UpArgs};
 use crate::frontend::FrontendSettings;
 use crate::manager::ManagerSettings;
 use crate::net::{SharedConnector, TokioConnector, TokioListener};
@@ -55,12 +56,91 @@ fn cache_config(args: &CacheArgs) -> Result<CacheConfig, String> {
     Ok(config)
 }
 
+/// Whether `host` (an address or a name, perhaps in brackets) is loopback only.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The host part of a `host:port` listen address.
+fn host_of(listen: &str) -> &str {
+    listen.rsplit_once(':').map_or(listen, |(host, _)| host)
+}
+
+/// Which tokens a role must have when it binds beyond loopback.
+#[derive(Clone, Copy)]
+struct Needs {
+    cluster: bool,
+    admin: bool,
+}
+
+/// The secrets of a role from its arguments. A role bound beyond loopback must
+/// have the tokens it `needs`, unless `--insecure-no-token`; `generated` is
+/// the cluster token `memring up` makes when none is given.
+fn secrets_of(
+    role: &str,
+    args: &TokenArgs,
+    host: &str,
+    needs: Needs,
+    generated: Option<Token>,
+) -> Result<Secrets, String> {
+    let parse = |setting: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(Token::new)
+            .transpose()
+            .map_err(|e| format!("{setting}: {e}"))
+    };
+    let secrets = Secrets {
+        cluster: parse("MEMRING_CLUSTER_TOKEN", &args.cluster_token)?.or(generated),
+        admin: parse("MEMRING_ADMIN_TOKEN", &args.admin_token)?,
+    };
+    if !is_loopback(host) && !args.insecure_no_token {
+        let missing: Vec<&str> = [
+            (
+                needs.cluster && secrets.cluster.is_none(),
+                "MEMRING_CLUSTER_TOKEN",
+            ),
+            (
+                needs.admin && secrets.admin.is_none(),
+                "MEMRING_ADMIN_TOKEN",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(missing, name)| missing.then_some(name))
+        .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "the {role} binds {host}, beyond loopback, without {}: set it, or pass --insecure-no-token to run open",
+                missing.join(" and ")
+            ));
+        }
+    }
+    Ok(secrets)
+}
+
 fn port_of(addr: &str) -> Option<u16> {
     addr.rsplit(':').next()?.parse().ok()
 }
 
 pub async fn run_up(args: UpArgs) -> Result<(), String> {
+    // The roles share a cluster token of this run unless one is given.
+    let generated = Token::generate(&mut rand::rngs::OsRng);
+    let both = Needs {
+        cluster: true,
+        admin: true,
+    };
+    let secrets = secrets_of(
+        "memring up",
+        &args.tokens,
+        &args.host,
+        both,
+        Some(generated),
+    )?;
     let mut settings = UpSettings::new(args.data_dir.clone());
+    settings.secrets = secrets;
     settings.host = args.host;
     settings.frontend_port = args.frontend_port;
     settings.manager_port = args.manager_port;
@@ -99,10 +179,22 @@ pub async fn run_frontend(args: FrontendArgs) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?,
     );
+    let needs = Needs {
+        cluster: true,
+        admin: true,
+    };
+    let secrets = secrets_of(
+        "front-end",
+        &args.tokens,
+        host_of(&args.listen),
+        needs,
+        None,
+    )?;
     let listener = TokioListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let settings = FrontendSettings {
+        secrets,
         manager_port: port_of(&args.manager).ok_or("--manager must be host:port")?,
         manager_addr: Some(args.manager),
         node_port: args.node_port,
@@ -129,6 +221,17 @@ pub async fn run_frontend(args: FrontendArgs) -> Result<(), String> {
 }
 
 pub async fn run_cache_node(args: CacheNodeArgs) -> Result<(), String> {
+    let needs = Needs {
+        cluster: true,
+        admin: false,
+    };
+    let secrets = secrets_of(
+        "cache node",
+        &args.tokens,
+        host_of(&args.listen),
+        needs,
+        None,
+    )?;
     let listener = TokioListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -141,6 +244,7 @@ pub async fn run_cache_node(args: CacheNodeArgs) -> Result<(), String> {
         body_max_bytes: args.item_max_bytes,
         floors_max: crate::cache::store::FLOORS_MAX_DEFAULT,
         incarnation: os_seed(),
+        secrets,
     };
     let service = start_node(
         settings,
@@ -156,6 +260,11 @@ pub async fn run_cache_node(args: CacheNodeArgs) -> Result<(), String> {
 
 pub async fn run_manager(args: ManagerArgs) -> Result<(), String> {
     let slots = Pool::parse_list(&args.nodes).map_err(|e| e.to_string())?;
+    let needs = Needs {
+        cluster: true,
+        admin: true,
+    };
+    let secrets = secrets_of("manager", &args.tokens, host_of(&args.listen), needs, None)?;
     let listener = TokioListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -167,6 +276,7 @@ pub async fn run_manager(args: ManagerArgs) -> Result<(), String> {
         args.state_file,
     )));
     settings.strategy = args.strategy;
+    settings.secrets = secrets;
     let service = start_manager(
         settings,
         Box::new(listener),
@@ -177,4 +287,86 @@ pub async fn run_manager(args: ManagerArgs) -> Result<(), String> {
     shutdown_signal().await;
     service.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(cluster: Option<&str>, admin: Option<&str>, insecure: bool) -> TokenArgs {
+        TokenArgs {
+            cluster_token: cluster.map(str::to_owned),
+            admin_token: admin.map(str::to_owned),
+            insecure_no_token: insecure,
+        }
+    }
+
+    const BOTH: Needs = Needs {
+        cluster: true,
+        admin: true,
+    };
+
+    #[test]
+    fn loopback_hosts_are_told_apart() {
+        for host in ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["0.0.0.0", "::", "10.0.0.5", "example.com"] {
+            assert!(!is_loopback(host), "{host}");
+        }
+        assert_eq!(host_of("0.0.0.0:5000"), "0.0.0.0");
+        assert_eq!(host_of("[::1]:5000"), "[::1]");
+    }
+
+    #[test]
+    fn beyond_loopback_a_role_needs_its_tokens() {
+        let open = tokens(None, None, false);
+        let error = secrets_of("front-end", &open, "0.0.0.0", BOTH, None).unwrap_err();
+        assert!(
+            error.contains("MEMRING_CLUSTER_TOKEN and MEMRING_ADMIN_TOKEN"),
+            "{error}"
+        );
+        // On loopback the calls may stay open.
+        let secrets = secrets_of("front-end", &open, "127.0.0.1", BOTH, None).unwrap();
+        assert!(secrets.cluster.is_none() && secrets.admin.is_none());
+        // Or when the operator says so.
+        let insecure = tokens(None, None, true);
+        assert!(secrets_of("front-end", &insecure, "0.0.0.0", BOTH, None).is_ok());
+        // A node needs no admin token.
+        let cluster_only = tokens(Some("cluster-secret-0001"), None, false);
+        let node = Needs {
+            cluster: true,
+            admin: false,
+        };
+        assert!(secrets_of("cache node", &cluster_only, "0.0.0.0", node, None).is_ok());
+        assert!(secrets_of("manager", &cluster_only, "0.0.0.0", BOTH, None).is_err());
+    }
+
+    #[test]
+    fn a_generated_cluster_token_is_used_unless_one_is_given() {
+        let generated = Token::new("generated-secret-01").unwrap();
+        let admin = tokens(None, Some("admin-secret-00001"), false);
+        let secrets = secrets_of(
+            "memring up",
+            &admin,
+            "0.0.0.0",
+            BOTH,
+            Some(generated.clone()),
+        );
+        assert_eq!(secrets.unwrap().cluster, Some(generated.clone()));
+        let given = tokens(
+            Some("cluster-secret-0001"),
+            Some("admin-secret-00001"),
+            false,
+        );
+        let secrets = secrets_of("memring up", &given, "0.0.0.0", BOTH, Some(generated)).unwrap();
+        assert_eq!(secrets.cluster.unwrap().expose(), "cluster-secret-0001");
+    }
+
+    #[test]
+    fn a_bad_token_names_its_setting() {
+        let short = tokens(Some("short"), None, false);
+        let error = secrets_of("cache node", &short, "127.0.0.1", BOTH, None).unwrap_err();
+        assert!(error.starts_with("MEMRING_CLUSTER_TOKEN: "), "{error}");
+    }
 }

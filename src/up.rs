@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::auth::Secrets;
 use crate::frontend::{self, FrontendSettings, FrontendState};
 use crate::manager::{self, ManagerSettings, ManagerState};
 use crate::net::client::{ClientSettings, HttpClient};
@@ -38,6 +39,15 @@ impl<S> Service<S> {
     }
 }
 
+/// The client of a role's calls to the others: each carries the cluster token.
+fn internal_client(connector: SharedConnector, secrets: &Secrets) -> HttpClient {
+    let client = HttpClient::new(connector, ClientSettings::default());
+    match secrets.cluster_header() {
+        Some((name, value)) => client.with_default_header(name, value),
+        None => client,
+    }
+}
+
 /// Starts a cache node on `listener`.
 pub fn start_node(
     settings: NodeSettings,
@@ -46,7 +56,7 @@ pub fn start_node(
     shutdown: CancellationToken,
 ) -> Service<NodeState> {
     let spawner = connector.spawner();
-    let client = HttpClient::new(connector, ClientSettings::default());
+    let client = internal_client(connector, &settings.secrets);
     let state = NodeState::new(settings, client);
     let addr = listener.local_addr();
     let router = node::router(state.clone());
@@ -77,7 +87,7 @@ pub fn start_frontend(
     shutdown: CancellationToken,
 ) -> Service<FrontendState> {
     let spawner = connector.spawner();
-    let client = HttpClient::new(connector, ClientSettings::default());
+    let client = internal_client(connector, &settings.secrets);
     let state = FrontendState::new(settings, client, blobs, index);
     let addr = listener.local_addr();
     let router = frontend::router(state.clone());
@@ -110,7 +120,7 @@ pub fn start_manager(
     shutdown: CancellationToken,
 ) -> Result<Service<ManagerState>, String> {
     let spawner = connector.spawner();
-    let client = HttpClient::new(connector, ClientSettings::default());
+    let client = internal_client(connector, &settings.secrets);
     let state = ManagerState::new(settings, client)?;
     let addr = listener.local_addr();
     let router = manager::router(state.clone());
@@ -156,6 +166,8 @@ pub struct UpSettings {
     /// Overrides of the services' timing (tests shorten them).
     pub stats_interval_ms: u64,
     pub autoscale_interval_ms: u64,
+    /// The tokens every role requires and sends (none: calls are open).
+    pub secrets: Secrets,
 }
 
 impl UpSettings {
@@ -172,6 +184,7 @@ impl UpSettings {
             rng_seed: 0,
             stats_interval_ms: 5_000,
             autoscale_interval_ms: 60_000,
+            secrets: Secrets::default(),
         }
     }
 }
@@ -246,6 +259,7 @@ pub async fn start_up(settings: UpSettings) -> Result<Up, String> {
     manager_settings.stats_interval_ms = settings.stats_interval_ms;
     manager_settings.autoscale_interval_ms = settings.autoscale_interval_ms;
     manager_settings.strategy = settings.strategy;
+    manager_settings.secrets = settings.secrets.clone();
     manager_settings.state = Some(Arc::new(crate::manager::state::FileStateStore::real(
         settings.data_dir.join("manager-state.json"),
     )));
@@ -262,6 +276,7 @@ pub async fn start_up(settings: UpSettings) -> Result<Up, String> {
         upload_max_bytes: settings.upload_max_bytes,
         strategy: settings.strategy,
         rng_seed: settings.rng_seed,
+        secrets: settings.secrets.clone(),
         ..FrontendSettings::default()
     };
     let frontend = start_frontend(
@@ -294,6 +309,7 @@ fn node_settings(settings: &UpSettings, slot: usize, node_id: NodeId) -> NodeSet
         floors_max: crate::cache::store::FLOORS_MAX_DEFAULT,
         // Every start of a node is a new life, with a new fence token.
         incarnation: rand::RngCore::next_u64(&mut rand::rngs::OsRng),
+        secrets: settings.secrets.clone(),
     }
 }
 

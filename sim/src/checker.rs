@@ -44,6 +44,8 @@ pub enum Invariant {
     DurableResize,
     /// A service reported that its own protocol broke.
     ProtocolBreach,
+    /// A call that needs a token was carried out without it.
+    Guarded,
 }
 
 impl fmt::Display for Invariant {
@@ -60,6 +62,7 @@ impl fmt::Display for Invariant {
             Invariant::NoSpuriousFailure => "8. no failure without a fault",
             Invariant::DurableResize => "9. acknowledged resizes are durable",
             Invariant::ProtocolBreach => "10. no protocol breach reported by a service",
+            Invariant::Guarded => "11. internal and admin calls need their tokens",
         })
     }
 }

@@ -11,7 +11,7 @@ use memring::net::form::upload_form;
 use serde_json::Value;
 
 use crate::history::{generation_of, History, OpKind, Outcome};
-use crate::world::{sim_client, FRONTEND_PORT, MANAGER_PORT, NODE_PORT};
+use crate::world::{trusted_client, FRONTEND_PORT, MANAGER_PORT, NODE_PORT};
 
 /// Timeout of a client call to the front-end.
 pub const CLIENT_TIMEOUT_MS: u64 = 10_000;
@@ -33,7 +33,7 @@ impl Driver {
     pub fn new(name: &str, history: History) -> Self {
         Driver {
             name: name.to_owned(),
-            client: sim_client(CLIENT_TIMEOUT_MS),
+            client: trusted_client(CLIENT_TIMEOUT_MS),
             history,
             frontend: format!("frontend:{FRONTEND_PORT}"),
             manager: format!("manager:{MANAGER_PORT}"),

@@ -102,6 +102,17 @@ impl Report {
 
 /// Runs `scenario` with `seed`, capturing every log event of every host.
 pub fn run(scenario: Scenario, seed: u64, plant: Option<Plant>) -> Report {
+    run_with(scenario, seed, plant, |run| scenario.run(run))
+}
+
+/// [`run`], with `body` in place of the scenario's own function (a test runs a
+/// scenario in a world of its own making).
+pub fn run_with(
+    scenario: Scenario,
+    seed: u64,
+    plant: Option<Plant>,
+    body: impl FnOnce(&Run) -> RunOutput,
+) -> Report {
     let recorder = Recorder::default();
     let filter = Targets::new()
         .with_default(LevelFilter::WARN)
@@ -121,7 +132,7 @@ pub fn run(scenario: Scenario, seed: u64, plant: Option<Plant>) -> Report {
     };
     // The plant is in force for the whole run; scenarios may turn buggify on.
     let _hooks = RunHooks::enter(plant, None);
-    let mut output = tracing::subscriber::with_default(subscriber, || scenario.run(&run));
+    let mut output = tracing::subscriber::with_default(subscriber, || body(&run));
     for breach in recorder.breaches() {
         output.violations.push(Violation {
             invariant: Invariant::ProtocolBreach,

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use memring::assign::Strategy;
+use memring::auth::{Secrets, Token};
 use memring::cache::store::{Policy, FLOORS_MAX_DEFAULT};
 use memring::frontend::FrontendSettings;
 use memring::manager::state::FileStateStore;
@@ -74,6 +75,9 @@ pub struct WorldSpec {
     pub strategy: Strategy,
     /// Most version floors a node keeps.
     pub floors_max: usize,
+    /// Roles run without tokens, every call open (only a test of the rogue
+    /// scenario sets it).
+    pub tokens_off: bool,
 }
 
 /// Every host of the world but the clients.
@@ -108,6 +112,17 @@ impl WorldSpec {
             },
             strategy: Strategy::Modulo,
             floors_max: FLOORS_MAX_DEFAULT,
+            tokens_off: false,
+        }
+    }
+
+    /// The secrets the roles of this world require and send: none when
+    /// `tokens_off` (a test shows what the rogue scenario sees then).
+    pub fn secrets(&self) -> Secrets {
+        if self.tokens_off {
+            Secrets::default()
+        } else {
+            sim_secrets()
         }
     }
 
@@ -195,6 +210,35 @@ fn node_ids(names: &[String]) -> Vec<NodeId> {
 }
 
 /// A client of the services inside the simulation.
+/// The cluster token of every simulated world (a constant: the seed stays the
+/// whole input of a run, and no run's token differs from another's).
+pub const CLUSTER_TOKEN: &str = "sim-cluster-token-0123456789";
+/// The admin token of every simulated world.
+pub const ADMIN_TOKEN: &str = "sim-admin-token-0123456789";
+
+/// The secrets the simulated roles require and send.
+fn sim_secrets() -> Secrets {
+    Secrets {
+        cluster: Some(Token::new(CLUSTER_TOKEN).expect("a valid token")),
+        admin: Some(Token::new(ADMIN_TOKEN).expect("a valid token")),
+    }
+}
+
+/// A client of the simulation's operators and users: it carries both tokens
+/// (the rogue host's client carries none; see the chaos scenario).
+pub fn trusted_client(timeout_ms: u64) -> HttpClient {
+    sim_client(timeout_ms)
+        .with_default_header(
+            http::HeaderName::from_static(memring::auth::CLUSTER_TOKEN_HEADER),
+            http::HeaderValue::from_static(CLUSTER_TOKEN),
+        )
+        .with_default_header(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_str(&format!("Bearer {ADMIN_TOKEN}")).expect("ASCII"),
+        )
+}
+
+/// A client with no token.
 pub fn sim_client(timeout_ms: u64) -> HttpClient {
     HttpClient::new(
         Arc::new(TurmoilConnector),
@@ -285,6 +329,7 @@ pub fn build(spec: &WorldSpec) -> World {
                         .seed
                         .wrapping_mul(1_000_003)
                         .wrapping_add(slot as u64 * 1_000 + life),
+                    secrets: spec.secrets(),
                 };
                 let connector: SharedConnector = Arc::new(TurmoilConnector);
                 let service = span.in_scope(|| {
@@ -323,6 +368,7 @@ pub fn build(spec: &WorldSpec) -> World {
                 disk,
             }));
             settings.strategy = spec.strategy;
+            settings.secrets = spec.secrets();
             let connector: SharedConnector = Arc::new(TurmoilConnector);
             let service = span.in_scope(|| {
                 start_manager(
@@ -362,6 +408,7 @@ pub fn build(spec: &WorldSpec) -> World {
                 manager_port: MANAGER_PORT,
                 rng_seed: spec.seed.wrapping_mul(7919).wrapping_add(life),
                 strategy: spec.strategy,
+                secrets: spec.secrets(),
                 ..FrontendSettings::default()
             };
             let connector: SharedConnector = Arc::new(TurmoilConnector);

@@ -5,7 +5,7 @@
 
 use memring::hooks::Plant;
 use memring_sim::documented::transitions;
-use memring_sim::run::{describe_violations, run};
+use memring_sim::run::{describe_violations, run, run_with};
 use memring_sim::scenarios::Scenario;
 use memring_sim::swarm::{digest_line, targeted_scenario};
 
@@ -171,10 +171,34 @@ fn targeted_scenarios_are_clean() {
         Scenario::ClearRace,
         Scenario::ManagerPowerLoss,
         Scenario::ManagerDiskLoss,
+        Scenario::Rogue,
     ] {
         for seed in 1..=2 {
             assert_passes(scenario, seed);
         }
+    }
+}
+
+/// The rogue scenario's attacks do harm when the roles hold no tokens: its
+/// checks can fail (with the tokens, `targeted_scenarios_are_clean` runs it).
+#[test]
+fn rogue_attacks_are_seen_when_the_ports_are_open() {
+    let report = run_with(Scenario::Rogue, 1, None, |run| {
+        let mut spec = memring_sim::world::WorldSpec::randomized(1);
+        spec.tokens_off = true;
+        memring_sim::scenarios::rogue::run_in(run, spec)
+    });
+    let seen: std::collections::BTreeSet<String> = report
+        .output
+        .violations
+        .iter()
+        .map(|v| v.invariant.to_string())
+        .collect();
+    for invariant in [
+        "11. internal and admin calls need their tokens",
+        "1. no stale read",
+    ] {
+        assert!(seen.contains(invariant), "{invariant} not seen: {seen:?}");
     }
 }
 

@@ -51,6 +51,8 @@ pub struct FrontendSettings {
     pub sync_interval_ms: u64,
     /// Seed of the object-name generator.
     pub rng_seed: u64,
+    /// The tokens it requires and sends (see [`crate::auth`]).
+    pub secrets: crate::auth::Secrets,
 }
 
 impl Default for FrontendSettings {
@@ -66,6 +68,7 @@ impl Default for FrontendSettings {
             heal_interval_ms: 1_000,
             sync_interval_ms: 5_000,
             rng_seed: 0,
+            secrets: crate::auth::Secrets::default(),
         }
     }
 }

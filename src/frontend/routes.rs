@@ -18,6 +18,7 @@ use super::rebalance::{clear_cache, parse_members, rebalance_to, Directive};
 use super::upload::{store, Upload};
 use super::{lock, FrontendState};
 use crate::api::{self, ApiError, JsonBody, PathParam};
+use crate::auth::{Access, Gate};
 use crate::key::validate_key;
 
 /// Room for the multipart framing and the key field around the file.
@@ -27,14 +28,32 @@ const KEY_FIELD_BYTES_MAX: usize = 1024;
 
 pub fn router(state: Arc<FrontendState>) -> Router {
     let body_max_bytes = state.settings.upload_max_bytes + MULTIPART_OVERHEAD_BYTES;
+    let gate = |access| {
+        axum::middleware::from_fn_with_state(
+            Gate {
+                secrets: state.settings.secrets.clone(),
+                access,
+            },
+            crate::auth::guard,
+        )
+    };
     Router::new()
         .route("/api/upload", post(upload))
         .route("/api/list_keys", post(list_keys).get(list_keys))
         .route("/api/key/{key}", post(key_content).get(key_content))
         .route("/images/{key}", get(image))
-        .route("/api/notify", post(notify))
-        .route("/api/clear/data", delete(clear_data))
-        .route("/api/clear/cache", delete(clear_cache_call))
+        .route(
+            "/api/notify",
+            post(notify).route_layer(gate(Access::Cluster)),
+        )
+        .route(
+            "/api/clear/data",
+            delete(clear_data).route_layer(gate(Access::Admin)),
+        )
+        .route(
+            "/api/clear/cache",
+            delete(clear_cache_call).route_layer(gate(Access::Admin)),
+        )
         .route("/api/pool", get(pool))
         .route("/healthz", get(healthz))
         .fallback(api::not_found_fallback)

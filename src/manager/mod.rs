@@ -61,6 +61,8 @@ pub struct ManagerSettings {
     pub state: Option<Arc<dyn state::StateStore>>,
     /// How partitions are assigned to the pool; the manager owns the assignment.
     pub strategy: crate::assign::Strategy,
+    /// The tokens it requires and sends (see [`crate::auth`]).
+    pub secrets: crate::auth::Secrets,
 }
 
 impl std::fmt::Debug for dyn state::StateStore {
@@ -87,6 +89,7 @@ impl ManagerSettings {
             cache: CacheConfig::default(),
             state: None,
             strategy: crate::assign::Strategy::Modulo,
+            secrets: crate::auth::Secrets::default(),
         }
     }
 }

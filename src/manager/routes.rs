@@ -13,25 +13,54 @@ use serde_json::{json, Value};
 
 use super::{ManagerState, Mode};
 use crate::api::{self, ApiError, JsonBody};
+use crate::auth::{Access, Gate};
 use crate::autoscale::AutoParams;
 use crate::node::CacheConfig;
 use crate::ring::NodeId;
 
 pub fn router(state: Arc<ManagerState>) -> Router {
+    let gate = |access| {
+        axum::middleware::from_fn_with_state(
+            Gate {
+                secrets: state.settings.secrets.clone(),
+                access,
+            },
+            crate::auth::guard,
+        )
+    };
+    // Reading is open; changing anything takes the admin token, and the
+    // hand-over callback the cluster token.
     Router::new()
         .route("/api/manager/pool_node_list", get(pool_node_list))
         .route("/api/manager/poolsize", get(poolsize))
         .route("/api/manager/poolsize/config", get(poolsize_config))
-        .route("/api/manager/poolsize/manual", post(manual))
-        .route("/api/manager/poolsize/automatic", post(automatic))
+        .route(
+            "/api/manager/poolsize/manual",
+            post(manual).route_layer(gate(Access::Admin)),
+        )
+        .route(
+            "/api/manager/poolsize/automatic",
+            post(automatic).route_layer(gate(Access::Admin)),
+        )
         .route(
             "/api/manager/cache/config",
-            get(get_cache_config).post(set_cache_config),
+            post(set_cache_config)
+                .route_layer(gate(Access::Admin))
+                .merge(get(get_cache_config)),
         )
         .route("/api/manager/aggregate_stats", get(aggregate_stats))
-        .route("/api/manager/cache/clear", delete(clear_cache))
-        .route("/api/manager/data/clear", delete(clear_data))
-        .route(crate::node::protocol::MOVE_DONE_PATH, post(move_done))
+        .route(
+            "/api/manager/cache/clear",
+            delete(clear_cache).route_layer(gate(Access::Admin)),
+        )
+        .route(
+            "/api/manager/data/clear",
+            delete(clear_data).route_layer(gate(Access::Admin)),
+        )
+        .route(
+            crate::node::protocol::MOVE_DONE_PATH,
+            post(move_done).route_layer(gate(Access::Cluster)),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .fallback(api::not_found_fallback)
         .method_not_allowed_fallback(|| async { api::method_not_allowed() })

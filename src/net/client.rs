@@ -93,6 +93,9 @@ pub struct HttpClient {
     connector: SharedConnector,
     settings: ClientSettings,
     spawner: Spawner,
+    /// Sent with every request unless the caller gives the same header (the
+    /// cluster token of a role's internal calls).
+    default_headers: Arc<Vec<(HeaderName, HeaderValue)>>,
 }
 
 fn build_pool(connector: &SharedConnector, settings: &ClientSettings, spawner: Spawner) -> Pool {
@@ -114,7 +117,17 @@ impl HttpClient {
             connector,
             settings,
             spawner,
+            default_headers: Arc::default(),
         }
+    }
+
+    /// This client, sending `name: value` with every request from now on.
+    pub fn with_default_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        let mut headers = (*self.default_headers).clone();
+        headers.retain(|(known, _)| *known != name);
+        headers.push((name, value));
+        self.default_headers = Arc::new(headers);
+        self
     }
 
     /// The connection pool of `addr`.
@@ -177,6 +190,11 @@ impl HttpClient {
             },
         )?;
         let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in self.default_headers.iter() {
+            if !headers.iter().any(|(given, _)| given == name) {
+                request = request.header(name, value);
+            }
+        }
         for (name, value) in headers {
             request = request.header(name, value);
         }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::{self, ApiError, JsonBody, PathParam, RawBody};
+use crate::auth::{Access, Gate, Secrets};
 use crate::balance::MoveKeysPayload;
 use crate::cache::store::{CacheStore, Entry, Policy, PutError, PutOutcome, MB};
 use crate::net::client::HttpClient;
@@ -87,6 +88,8 @@ pub struct NodeSettings {
     /// This life of the node, part of its fence token; a restarted node must
     /// draw a new one (production seeds it from the operating system).
     pub incarnation: u64,
+    /// The cluster token it requires and sends (see [`crate::auth`]).
+    pub secrets: Secrets,
 }
 
 /// Counters a node keeps (cumulative since start).
@@ -186,6 +189,14 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route(protocol::STATS_PATH, get(stats))
         .route("/api/cache/keys", get(keys))
         .route(protocol::MOVE_KEYS_PATH, post(move_keys))
+        // Every call but the health check is internal to the cluster.
+        .route_layer(middleware::from_fn_with_state(
+            Gate {
+                secrets: state.settings.secrets.clone(),
+                access: Access::Cluster,
+            },
+            crate::auth::guard,
+        ))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(api::not_found_fallback)
         .method_not_allowed_fallback(|| async { api::method_not_allowed() })

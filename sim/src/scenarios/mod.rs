@@ -5,6 +5,7 @@ pub mod chaos;
 pub mod documented_logs;
 pub mod harness;
 pub mod resize_under_load;
+pub mod rogue;
 pub mod targeted;
 pub mod workload;
 
@@ -25,10 +26,11 @@ pub enum Scenario {
     ClearRace,
     ManagerPowerLoss,
     ManagerDiskLoss,
+    Rogue,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::DocumentedLogs,
         Scenario::ResizeUnderLoad,
         Scenario::Autoscale,
@@ -39,6 +41,7 @@ impl Scenario {
         Scenario::ClearRace,
         Scenario::ManagerPowerLoss,
         Scenario::ManagerDiskLoss,
+        Scenario::Rogue,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +56,7 @@ impl Scenario {
             Scenario::ClearRace => "clear-race",
             Scenario::ManagerPowerLoss => "manager-power-loss",
             Scenario::ManagerDiskLoss => "manager-disk-loss",
+            Scenario::Rogue => "rogue",
         }
     }
 
@@ -68,6 +72,7 @@ impl Scenario {
             Scenario::ClearRace => targeted::clear_race(run),
             Scenario::ManagerPowerLoss => targeted::manager_power_loss(run),
             Scenario::ManagerDiskLoss => targeted::manager_disk_loss(run),
+            Scenario::Rogue => rogue::run(run),
         }
     }
 }

@@ -1,0 +1,266 @@
+//! The probe of issue `hardening`, replayed against a whole system started with
+//! its tokens: each finding is tried as the attacker tried it, and the fixed
+//! behaviour is asserted.
+
+mod common;
+
+use bytes::Bytes;
+use common::{assert_error, image_bytes, json, settings, start, Api};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::{Method, StatusCode};
+use memring::auth::{Secrets, Token, CLUSTER_TOKEN_HEADER};
+use memring::net::client::Reply;
+use memring::node::protocol::{FENCE_HEADER, VERSION_HEADER};
+
+const CLUSTER: &str = "test-cluster-token-000001";
+const ADMIN: &str = "test-admin-token-0000001";
+
+fn secrets() -> Secrets {
+    Secrets {
+        cluster: Some(Token::new(CLUSTER).unwrap()),
+        admin: Some(Token::new(ADMIN).unwrap()),
+    }
+}
+
+async fn send(
+    api: &Api,
+    method: Method,
+    addr: &str,
+    path: &str,
+    headers: &[(HeaderName, HeaderValue)],
+    body: &[u8],
+) -> Reply {
+    api.client
+        .send(method, addr, path, headers, Bytes::copy_from_slice(body))
+        .await
+        .expect("the call is answered")
+}
+
+/// Headers of a call.
+type Headers = Vec<(HeaderName, HeaderValue)>;
+
+fn json_type() -> (HeaderName, HeaderValue) {
+    (CONTENT_TYPE, HeaderValue::from_static("application/json"))
+}
+
+fn bearer(token: &str) -> (HeaderName, HeaderValue) {
+    (
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    )
+}
+
+fn cluster(token: &str) -> (HeaderName, HeaderValue) {
+    (
+        HeaderName::from_static(CLUSTER_TOKEN_HEADER),
+        HeaderValue::from_str(token).unwrap(),
+    )
+}
+
+/// Findings 1 and 3: nobody without the cluster token can reroute the pool or
+/// touch a cache node, and administrative calls need the admin token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_and_admin_calls_need_their_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(dir.path());
+    settings.secrets = secrets();
+    let up = start(settings).await;
+    let api = Api::new(&up);
+    let png = image_bytes("cat", 1);
+    api.upload_ok("cat", &png).await;
+    assert_eq!(api.image("cat").await.body, png);
+    let node = up.node_addrs()[0].clone();
+    let frontend = up.frontend.addr.clone();
+    let manager = up.manager.addr.clone();
+    let wrong_cluster = cluster("not-the-cluster-token-01");
+
+    // Finding 1: a rogue notify naming the attacker's address, with and without
+    // a (wrong) token, is refused, and the pool is untouched.
+    let pool_before = json(
+        &api.call(Method::GET, &frontend, "/api/pool", Bytes::new(), None)
+            .await,
+    );
+    let rogue = br#"{"node_ip":["127.0.0.1:26001"],"mode":"manual","change":"increase","epoch":18446744073709551615}"#;
+    for headers in [
+        vec![json_type()],
+        vec![json_type(), wrong_cluster.clone()],
+        vec![json_type(), bearer(ADMIN)],
+    ] {
+        let reply = send(
+            &api,
+            Method::POST,
+            &frontend,
+            "/api/notify",
+            &headers,
+            rogue,
+        )
+        .await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED);
+    }
+    let pool_after = json(
+        &api.call(Method::GET, &frontend, "/api/pool", Bytes::new(), None)
+            .await,
+    );
+    assert_eq!(pool_before["pool"], pool_after["pool"]);
+    assert_eq!(pool_before["epoch"], pool_after["epoch"]);
+
+    // Finding 3: every node endpoint but /healthz needs the cluster token.
+    let item = "/api/cache/item/ghost";
+    let forged = [
+        (
+            HeaderName::from_static(VERSION_HEADER),
+            HeaderValue::from(u64::MAX),
+        ),
+        (CONTENT_TYPE, HeaderValue::from_static("text/html")),
+    ];
+    let attacks: Vec<(Method, String, Headers, &[u8])> = vec![
+        (
+            Method::PUT,
+            item.to_owned(),
+            forged.to_vec(),
+            b"<script>1</script>",
+        ),
+        (
+            Method::DELETE,
+            format!("/api/cache/item/cat?version={}", u64::MAX),
+            vec![],
+            b"",
+        ),
+        (
+            Method::POST,
+            "/api/cache/config".to_owned(),
+            vec![json_type()],
+            br#"{"capacity":0,"policy":"lru"}"#,
+        ),
+        (Method::DELETE, "/api/cache/clear".to_owned(), vec![], b""),
+        (
+            Method::POST,
+            memring::node::protocol::MOVE_KEYS_PATH.to_owned(),
+            vec![json_type()],
+            b"{}",
+        ),
+        (Method::GET, "/api/cache/item/cat".to_owned(), vec![], b""),
+        (Method::GET, "/api/cache/keys".to_owned(), vec![], b""),
+    ];
+    for (method, path, headers, body) in &attacks {
+        for extra in [None, Some(wrong_cluster.clone()), Some(bearer(ADMIN))] {
+            let mut headers = headers.clone();
+            headers.extend(extra);
+            let reply = send(&api, method.clone(), &node, path, &headers, body).await;
+            assert_error(&reply, StatusCode::UNAUTHORIZED);
+        }
+    }
+    let health = send(&api, Method::GET, &node, "/healthz", &[], b"").await;
+    assert_eq!(health.status, StatusCode::OK);
+    // With the cluster token the node answers (a put without a fence is refused).
+    let mut headers = forged.to_vec();
+    headers.push(cluster(CLUSTER));
+    let reply = send(&api, Method::PUT, &node, item, &headers, b"x").await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    headers.push((
+        HeaderName::from_static(FENCE_HEADER),
+        HeaderValue::from_static("1.0.0"),
+    ));
+    let reply = send(&api, Method::PUT, &node, item, &headers, b"x").await;
+    assert_eq!(
+        reply.status,
+        StatusCode::CONFLICT,
+        "a forged fence is refused"
+    );
+    // Nothing planted: the unknown key is still unknown, the known one intact.
+    assert_error(&api.image("ghost").await, StatusCode::NOT_FOUND);
+    assert_eq!(api.image("cat").await.body, png);
+
+    // Administrative calls: refused without the admin token, taken with it.
+    let admin_calls: [(Method, &str, &str, &[u8]); 5] = [
+        (Method::DELETE, frontend.as_str(), "/api/clear/cache", b""),
+        (
+            Method::POST,
+            manager.as_str(),
+            "/api/manager/poolsize/manual",
+            br#"{"change":"increase"}"#,
+        ),
+        (
+            Method::POST,
+            manager.as_str(),
+            "/api/manager/poolsize/automatic",
+            br#"{"max_miss_rate":0.8,"min_miss_rate":0.2,"expand_ratio":2.0,"shrink_ratio":0.5}"#,
+        ),
+        (
+            Method::POST,
+            manager.as_str(),
+            "/api/manager/cache/config",
+            br#"{"capacity":16,"policy":"lru"}"#,
+        ),
+        (
+            Method::DELETE,
+            manager.as_str(),
+            "/api/manager/cache/clear",
+            b"",
+        ),
+    ];
+    for (method, addr, path, body) in admin_calls {
+        for headers in [
+            vec![json_type()],
+            vec![json_type(), bearer("not-the-admin-token-01")],
+        ] {
+            let reply = send(&api, method.clone(), addr, path, &headers, body).await;
+            assert_error(&reply, StatusCode::UNAUTHORIZED);
+        }
+    }
+    let reply = send(&api, Method::DELETE, &frontend, "/api/clear/data", &[], b"").await;
+    assert_error(&reply, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        api.image("cat").await.body,
+        png,
+        "a refused clear erased nothing"
+    );
+    let hand_over = send(
+        &api,
+        Method::POST,
+        &manager,
+        "/api/manager/move_keys_done",
+        &[json_type(), bearer(ADMIN)],
+        b"{}",
+    )
+    .await;
+    assert_error(&hand_over, StatusCode::UNAUTHORIZED);
+
+    // With the admin token: a resize and a clear go through.
+    let reply = send(
+        &api,
+        Method::POST,
+        &manager,
+        "/api/manager/poolsize/manual",
+        &[json_type(), bearer(ADMIN)],
+        br#"{"change":"increase"}"#,
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let reply = send(
+        &api,
+        Method::DELETE,
+        &frontend,
+        "/api/clear/data",
+        &[bearer(ADMIN)],
+        b"",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_error(&api.image("cat").await, StatusCode::NOT_FOUND);
+    // Reading stays open.
+    let reply = api.manager_get("/api/manager/pool_node_list").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        json(&reply)["content"]["node_ip_list"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    up.stop().await;
+}
