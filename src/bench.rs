@@ -114,7 +114,11 @@ pub async fn bench_read(args: BenchReadArgs) -> Result<String, String> {
 
     let keys: Vec<String> = (0..args.images).map(|i| format!("bench-{i}")).collect();
     for (i, key) in keys.iter().enumerate() {
-        let image: Vec<u8> = (0..args.size_kib * 1024).map(|b| (b + i) as u8).collect();
+        // A PNG signature, then distinct bytes: the front-end takes raster images.
+        let mut image: Vec<u8> = (0..args.size_kib * 1024).map(|b| (b + i) as u8).collect();
+        let signature = b"\x89PNG\r\n\x1a\n";
+        let head = signature.len().min(image.len());
+        image[..head].copy_from_slice(&signature[..head]);
         let (body, content_type) = upload_form(Some(key), Some((&image, Some("image/png"))));
         let reply = client
             .send(

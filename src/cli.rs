@@ -102,6 +102,10 @@ pub struct UpArgs {
     /// Largest upload, in bytes.
     #[arg(long, default_value_t = crate::frontend::UPLOAD_MAX_BYTES_DEFAULT)]
     pub upload_max_bytes: usize,
+    /// Store uploads of any type. By default only raster images (PNG, JPEG, GIF,
+    /// WebP, BMP) are taken and anything else gets 415; SVG can carry script.
+    #[arg(long)]
+    pub allow_any_type: bool,
     /// Assignment strategy: modulo (documented) or minimal.
     #[arg(long, default_value = "modulo")]
     pub strategy: Strategy,
@@ -128,6 +132,10 @@ pub struct FrontendArgs {
     /// Largest upload, in bytes.
     #[arg(long, default_value_t = crate::frontend::UPLOAD_MAX_BYTES_DEFAULT)]
     pub upload_max_bytes: usize,
+    /// Store uploads of any type. By default only raster images (PNG, JPEG, GIF,
+    /// WebP, BMP) are taken and anything else gets 415; SVG can carry script.
+    #[arg(long)]
+    pub allow_any_type: bool,
     /// Assignment strategy: modulo (documented) or minimal.
     #[arg(long, default_value = "modulo")]
     pub strategy: Strategy,

@@ -1,8 +1,39 @@
 //! Mime types of uploads: the client's content type when it gives one, otherwise a
-//! type sniffed from the first bytes.
+//! type sniffed from the first bytes; and which of them are raster images, the
+//! only uploads a front-end takes by default (see [`raster_type`]).
 
 /// The type of bytes nothing else matches.
 pub const OCTET_STREAM: &str = "application/octet-stream";
+
+/// The raster image types a front-end stores by default. None of them can carry
+/// script (SVG can, and is not among them).
+pub const RASTER_TYPES: [&str; 5] = [
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "image/bmp",
+];
+
+/// Whether `mime` (normalized) is one of [`RASTER_TYPES`].
+pub fn is_raster(mime: &str) -> bool {
+    RASTER_TYPES.contains(&mime)
+}
+
+/// The type to store for `bytes` when only raster images are taken: `None` if the
+/// bytes are not a raster image. A declared raster type is kept (a client may
+/// know better among images); anything else declared gives way to the sniffed
+/// type, so bytes that are an image are never served as HTML or script.
+pub fn raster_type(bytes: &[u8], declared: Option<&str>) -> Option<String> {
+    let sniffed = sniff(bytes);
+    if !is_raster(sniffed) {
+        return None;
+    }
+    Some(match declared {
+        Some(declared) if is_raster(declared) => declared.to_owned(),
+        _ => sniffed.to_owned(),
+    })
+}
 
 /// Sniffs a mime type from the magic bytes of common image formats.
 pub fn sniff(bytes: &[u8]) -> &'static str {
@@ -114,6 +145,30 @@ mod tests {
         assert_eq!(sniff(b"<html>"), OCTET_STREAM);
         assert_eq!(sniff(b""), OCTET_STREAM);
         assert_eq!(sniff(b"plain text"), OCTET_STREAM);
+    }
+
+    #[test]
+    fn only_raster_images_pass_and_keep_an_image_type() {
+        let png = b"\x89PNG\r\n\x1a\n....";
+        assert_eq!(raster_type(png, None).as_deref(), Some("image/png"));
+        assert_eq!(
+            raster_type(png, Some("image/gif")).as_deref(),
+            Some("image/gif")
+        );
+        // A polyglot declared as HTML is stored as what its bytes are.
+        assert_eq!(
+            raster_type(png, Some("text/html")).as_deref(),
+            Some("image/png")
+        );
+        assert_eq!(raster_type(b"<svg/>", Some("image/svg+xml")), None);
+        assert_eq!(raster_type(b"<html><script>", Some("image/png")), None);
+        assert_eq!(raster_type(b"%PDF-1.7", None), None);
+        assert_eq!(
+            raster_type(b"\0\0\x01\0..", None),
+            None,
+            "icons are not taken"
+        );
+        assert_eq!(raster_type(b"BM....", None).as_deref(), Some("image/bmp"));
     }
 
     #[test]

@@ -155,6 +155,7 @@ pub async fn run_up(args: UpArgs) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
     settings.cache = cache_config(&args.cache)?;
     settings.upload_max_bytes = args.upload_max_bytes;
+    settings.allow_any_type = args.allow_any_type;
     settings.strategy = args.strategy;
     settings.rng_seed = os_seed();
     let up = start_up(settings).await?;
@@ -199,6 +200,7 @@ pub async fn run_frontend(args: FrontendArgs) -> Result<(), String> {
         manager_addr: Some(args.manager),
         node_port: args.node_port,
         upload_max_bytes: args.upload_max_bytes,
+        allow_any_type: args.allow_any_type,
         strategy: args.strategy,
         rng_seed: os_seed(),
         ..FrontendSettings::default()

@@ -168,6 +168,8 @@ pub struct UpSettings {
     pub autoscale_interval_ms: u64,
     /// The tokens every role requires and sends (none: calls are open).
     pub secrets: Secrets,
+    /// Store uploads of any type, not only raster images.
+    pub allow_any_type: bool,
 }
 
 impl UpSettings {
@@ -185,6 +187,7 @@ impl UpSettings {
             stats_interval_ms: 5_000,
             autoscale_interval_ms: 60_000,
             secrets: Secrets::default(),
+            allow_any_type: false,
         }
     }
 }
@@ -277,6 +280,7 @@ pub async fn start_up(settings: UpSettings) -> Result<Up, String> {
         strategy: settings.strategy,
         rng_seed: settings.rng_seed,
         secrets: settings.secrets.clone(),
+        allow_any_type: settings.allow_any_type,
         ..FrontendSettings::default()
     };
     let frontend = start_frontend(

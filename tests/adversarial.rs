@@ -264,3 +264,59 @@ async fn internal_and_admin_calls_need_their_tokens() {
     );
     up.stop().await;
 }
+
+/// Finding 4: only raster images are stored by default; what is stored under
+/// `--allow-any-type` is served as a download, and every answer is sandboxed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_that_are_not_raster_images_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = start(settings(dir.path())).await;
+    let api = Api::new(&up);
+    let html: &[u8] = b"<html><script>alert(document.cookie)</script></html>";
+    let svg: &[u8] = b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>";
+    let script: &[u8] = b"alert(1)";
+    for (bytes, declared) in [
+        (html, Some("text/html")),
+        (html, Some("image/png")),
+        (svg, Some("image/svg+xml")),
+        (svg, None),
+        (script, Some("application/javascript")),
+    ] {
+        let reply = api.upload(Some("bad"), Some((bytes, declared))).await;
+        assert_error(&reply, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+    assert_error(&api.image("bad").await, StatusCode::NOT_FOUND);
+    // A PNG that claims to be HTML is stored as what its bytes are.
+    let mut polyglot = b"\x89PNG\r\n\x1a\n".to_vec();
+    polyglot.extend_from_slice(html);
+    let reply = api
+        .upload(Some("poly"), Some((&polyglot, Some("text/html"))))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let served = api.image("poly").await;
+    assert_eq!(served.headers[CONTENT_TYPE], "image/png");
+    assert_eq!(served.headers["x-content-type-options"], "nosniff");
+    assert!(served.headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("sandbox"));
+    assert!(!served.headers.contains_key("content-disposition"));
+    up.stop().await;
+
+    // With --allow-any-type the HTML is stored, and offered only as a download.
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(dir.path());
+    settings.allow_any_type = true;
+    let up = start(settings).await;
+    let api = Api::new(&up);
+    let reply = api
+        .upload(Some("page"), Some((html, Some("text/html"))))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let served = api.image("page").await;
+    assert_eq!(served.body, html);
+    assert_eq!(served.headers[CONTENT_TYPE], "text/html");
+    assert_eq!(served.headers["content-disposition"], "attachment");
+    assert_eq!(served.headers["x-content-type-options"], "nosniff");
+    up.stop().await;
+}

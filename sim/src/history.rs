@@ -93,9 +93,14 @@ pub fn mime_of(generation: u64) -> &'static str {
     ["image/png", "image/gif", "image/jpeg", "image/webp"][(generation % 4) as usize]
 }
 
+/// The signature every simulated image starts with: the front-end stores raster
+/// images only.
+const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
+
 /// The bytes of generation `generation` of `key`, `size_bytes` long at least.
 pub fn image_bytes(key: &str, generation: u64, size_bytes: usize) -> Vec<u8> {
-    let mut bytes = format!("\u{89}PNG|{key}|{generation}|").into_bytes();
+    let mut bytes = PNG_MAGIC.to_vec();
+    bytes.extend_from_slice(format!("|{key}|{generation}|").as_bytes());
     let fill = (generation % 251) as u8;
     while bytes.len() < size_bytes {
         bytes.push(fill);
@@ -105,7 +110,8 @@ pub fn image_bytes(key: &str, generation: u64, size_bytes: usize) -> Vec<u8> {
 
 /// Which generation of `key` these bytes are, if they are one.
 pub fn generation_of(key: &str, bytes: &[u8]) -> Result<u64, String> {
-    let head = format!("\u{89}PNG|{key}|").into_bytes();
+    let mut head = PNG_MAGIC.to_vec();
+    head.extend_from_slice(format!("|{key}|").as_bytes());
     let rest = bytes
         .strip_prefix(head.as_slice())
         .ok_or_else(|| format!("bytes of another key or no image ({} bytes)", bytes.len()))?;

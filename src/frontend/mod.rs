@@ -53,6 +53,8 @@ pub struct FrontendSettings {
     pub rng_seed: u64,
     /// The tokens it requires and sends (see [`crate::auth`]).
     pub secrets: crate::auth::Secrets,
+    /// Store uploads of any type, not only raster images (`--allow-any-type`).
+    pub allow_any_type: bool,
 }
 
 impl Default for FrontendSettings {
@@ -69,6 +71,7 @@ impl Default for FrontendSettings {
             sync_interval_ms: 5_000,
             rng_seed: 0,
             secrets: crate::auth::Secrets::default(),
+            allow_any_type: false,
         }
     }
 }

@@ -154,12 +154,23 @@ async fn upload(
     if bytes.is_empty() {
         return Err(ApiError::bad_request("the file is empty"));
     }
-    // A part without a content type, or with the "unknown" one, is sniffed.
-    let mime = content_type
-        .as_deref()
-        .and_then(crate::mime::normalize)
-        .filter(|mime| mime != crate::mime::OCTET_STREAM)
-        .unwrap_or_else(|| crate::mime::sniff(&bytes).to_owned());
+    let declared = content_type.as_deref().and_then(crate::mime::normalize);
+    let mime = if state.settings.allow_any_type {
+        // A part without a content type, or with the "unknown" one, is sniffed.
+        declared
+            .filter(|mime| mime != crate::mime::OCTET_STREAM)
+            .unwrap_or_else(|| crate::mime::sniff(&bytes).to_owned())
+    } else {
+        crate::mime::raster_type(&bytes, declared.as_deref()).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "only raster images are stored (PNG, JPEG, GIF, WebP, BMP); this file looks like {} (a front-end started with --allow-any-type stores anything)",
+                    crate::mime::sniff(&bytes)
+                ),
+            )
+        })?
+    };
     let version = store(&state, Upload { key, bytes, mime }).await?;
     Ok(api::ok_with(json!({ "version": version })))
 }
@@ -205,7 +216,7 @@ async fn image(
     let mime = HeaderValue::from_str(&image.mime)
         .unwrap_or(HeaderValue::from_static(crate::mime::OCTET_STREAM));
     let cache_state = HeaderValue::from_static(if image.cache_hit { "hit" } else { "miss" });
-    Ok((
+    let mut response = (
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, mime),
@@ -217,7 +228,16 @@ async fn image(
         ],
         image.bytes,
     )
-        .into_response())
+        .into_response();
+    // Whatever is not a raster image (stored with --allow-any-type, or before
+    // the rule) is offered as a download, never shown in the page's origin.
+    if !crate::mime::is_raster(&image.mime) {
+        response.headers_mut().insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment"),
+        );
+    }
+    Ok(response)
 }
 
 #[derive(Debug, Deserialize)]
