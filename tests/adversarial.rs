@@ -253,6 +253,17 @@ async fn internal_and_admin_calls_need_their_tokens() {
     .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_error(&api.image("cat").await, StatusCode::NOT_FOUND);
+    // The manager refuses a capacity of 0 even from the administrator.
+    let reply = send(
+        &api,
+        Method::POST,
+        &manager,
+        "/api/manager/cache/config",
+        &[json_type(), bearer(ADMIN)],
+        br#"{"capacity":0,"policy":"lru"}"#,
+    )
+    .await;
+    assert_error(&reply, StatusCode::BAD_REQUEST);
     // Reading stays open.
     let reply = api.manager_get("/api/manager/pool_node_list").await;
     assert_eq!(reply.status, StatusCode::OK);

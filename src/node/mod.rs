@@ -29,6 +29,8 @@ use protocol::{item_path, VERSION_HEADER};
 
 /// Largest capacity a node accepts, in MB.
 pub const CAPACITY_MB_MAX: u64 = 64 * 1024;
+/// Smallest cache capacity accepted, in MB (about 1 KB).
+pub const CAPACITY_MB_MIN: f64 = 0.001;
 /// Keys sent at once while moving.
 const MOVES_IN_FLIGHT_MAX: usize = 8;
 
@@ -51,10 +53,10 @@ impl Default for CacheConfig {
 
 impl CacheConfig {
     pub fn validate(&self) -> Result<(), ApiError> {
-        if !self.capacity.is_finite() || self.capacity < 0.0 {
-            return Err(ApiError::bad_request(
-                "capacity must be a non-negative number of MB",
-            ));
+        if !self.capacity.is_finite() || self.capacity < CAPACITY_MB_MIN {
+            return Err(ApiError::bad_request(format!(
+                "capacity must be a number of MB of at least {CAPACITY_MB_MIN} (1 KB): a cache of 0 would drop everything"
+            )));
         }
         if self.capacity > CAPACITY_MB_MAX as f64 {
             return Err(ApiError::bad_request(format!(
