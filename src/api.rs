@@ -151,6 +151,12 @@ where
             .await
             .map(RawBody)
             .map_err(|rejection: BytesRejection| {
+                if crate::net::guard::is_body_too_slow(&rejection) {
+                    return ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "the body did not arrive in time",
+                    );
+                }
                 let message = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     "the body is too large".to_owned()
                 } else {

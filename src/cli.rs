@@ -106,6 +106,10 @@ pub struct UpArgs {
     /// WebP, BMP) are taken and anything else gets 415; SVG can carry script.
     #[arg(long)]
     pub allow_any_type: bool,
+    /// Most MB of images the front-end's answers hold at once (clients that read
+    /// slowly hold theirs); past it reads get 503.
+    #[arg(long, default_value_t = 128)]
+    pub response_budget_mb: u64,
     /// Assignment strategy: modulo (documented) or minimal.
     #[arg(long, default_value = "modulo")]
     pub strategy: Strategy,
@@ -136,6 +140,10 @@ pub struct FrontendArgs {
     /// WebP, BMP) are taken and anything else gets 415; SVG can carry script.
     #[arg(long)]
     pub allow_any_type: bool,
+    /// Most MB of images the front-end's answers hold at once (clients that read
+    /// slowly hold theirs); past it reads get 503.
+    #[arg(long, default_value_t = 128)]
+    pub response_budget_mb: u64,
     /// Assignment strategy: modulo (documented) or minimal.
     #[arg(long, default_value = "modulo")]
     pub strategy: Strategy,

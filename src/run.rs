@@ -156,6 +156,7 @@ pub async fn run_up(args: UpArgs) -> Result<(), String> {
     settings.cache = cache_config(&args.cache)?;
     settings.upload_max_bytes = args.upload_max_bytes;
     settings.allow_any_type = args.allow_any_type;
+    settings.response_budget_bytes = args.response_budget_mb.saturating_mul(1024 * 1024);
     settings.strategy = args.strategy;
     settings.rng_seed = os_seed();
     let up = start_up(settings).await?;
@@ -201,6 +202,7 @@ pub async fn run_frontend(args: FrontendArgs) -> Result<(), String> {
         node_port: args.node_port,
         upload_max_bytes: args.upload_max_bytes,
         allow_any_type: args.allow_any_type,
+        response_budget_bytes: args.response_budget_mb.saturating_mul(1024 * 1024),
         strategy: args.strategy,
         rng_seed: os_seed(),
         ..FrontendSettings::default()
@@ -247,6 +249,7 @@ pub async fn run_cache_node(args: CacheNodeArgs) -> Result<(), String> {
         floors_max: crate::cache::store::FLOORS_MAX_DEFAULT,
         incarnation: os_seed(),
         secrets,
+        server: Default::default(),
     };
     let service = start_node(
         settings,

@@ -56,19 +56,13 @@ pub fn start_node(
     shutdown: CancellationToken,
 ) -> Service<NodeState> {
     let spawner = connector.spawner();
+    let server_settings = settings.server;
     let client = internal_client(connector, &settings.secrets);
     let state = NodeState::new(settings, client);
     let addr = listener.local_addr();
     let router = node::router(state.clone());
-    let task = spawner.spawn(
-        serve(
-            listener,
-            router,
-            ServerSettings::default(),
-            shutdown.clone(),
-        )
-        .in_current_span(),
-    );
+    let task =
+        spawner.spawn(serve(listener, router, server_settings, shutdown.clone()).in_current_span());
     Service {
         state,
         addr,
@@ -87,17 +81,13 @@ pub fn start_frontend(
     shutdown: CancellationToken,
 ) -> Service<FrontendState> {
     let spawner = connector.spawner();
+    let server_settings = settings.server;
     let client = internal_client(connector, &settings.secrets);
     let state = FrontendState::new(settings, client, blobs, index);
     let addr = listener.local_addr();
     let router = frontend::router(state.clone());
     let background = frontend::run_background(state.clone(), shutdown.clone());
-    let server = serve(
-        listener,
-        router,
-        ServerSettings::default(),
-        shutdown.clone(),
-    );
+    let server = serve(listener, router, server_settings, shutdown.clone());
     let task = spawner.spawn(
         async move {
             tokio::join!(server, background);
@@ -120,17 +110,13 @@ pub fn start_manager(
     shutdown: CancellationToken,
 ) -> Result<Service<ManagerState>, String> {
     let spawner = connector.spawner();
+    let server_settings = settings.server;
     let client = internal_client(connector, &settings.secrets);
     let state = ManagerState::new(settings, client)?;
     let addr = listener.local_addr();
     let router = manager::router(state.clone());
     let background = manager::run_background(state.clone(), shutdown.clone());
-    let server = serve(
-        listener,
-        router,
-        ServerSettings::default(),
-        shutdown.clone(),
-    );
+    let server = serve(listener, router, server_settings, shutdown.clone());
     let restoring = state.clone();
     let task = spawner.spawn(
         async move {
@@ -170,6 +156,10 @@ pub struct UpSettings {
     pub secrets: Secrets,
     /// Store uploads of any type, not only raster images.
     pub allow_any_type: bool,
+    /// Limits of every role's server (tests shorten the timeouts).
+    pub server: ServerSettings,
+    /// The front-end's response budget, in bytes.
+    pub response_budget_bytes: u64,
 }
 
 impl UpSettings {
@@ -188,6 +178,8 @@ impl UpSettings {
             autoscale_interval_ms: 60_000,
             secrets: Secrets::default(),
             allow_any_type: false,
+            server: ServerSettings::default(),
+            response_budget_bytes: frontend::RESPONSE_BUDGET_BYTES_DEFAULT,
         }
     }
 }
@@ -263,6 +255,7 @@ pub async fn start_up(settings: UpSettings) -> Result<Up, String> {
     manager_settings.autoscale_interval_ms = settings.autoscale_interval_ms;
     manager_settings.strategy = settings.strategy;
     manager_settings.secrets = settings.secrets.clone();
+    manager_settings.server = settings.server;
     manager_settings.state = Some(Arc::new(crate::manager::state::FileStateStore::real(
         settings.data_dir.join("manager-state.json"),
     )));
@@ -281,6 +274,8 @@ pub async fn start_up(settings: UpSettings) -> Result<Up, String> {
         rng_seed: settings.rng_seed,
         secrets: settings.secrets.clone(),
         allow_any_type: settings.allow_any_type,
+        server: settings.server,
+        response_budget_bytes: settings.response_budget_bytes,
         ..FrontendSettings::default()
     };
     let frontend = start_frontend(
@@ -314,6 +309,7 @@ fn node_settings(settings: &UpSettings, slot: usize, node_id: NodeId) -> NodeSet
         // Every start of a node is a new life, with a new fence token.
         incarnation: rand::RngCore::next_u64(&mut rand::rngs::OsRng),
         secrets: settings.secrets.clone(),
+        server: settings.server,
     }
 }
 

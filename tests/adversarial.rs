@@ -331,3 +331,60 @@ async fn uploads_that_are_not_raster_images_are_refused() {
     assert_eq!(served.headers["x-content-type-options"], "nosniff");
     up.stop().await;
 }
+
+/// Finding 5: a body that trickles in is cut at its deadline with 408, and the
+/// connection is closed; the server goes on serving others meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickling_bodies_are_cut_at_their_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(dir.path());
+    settings.server.body_read_timeout_ms = 1_000;
+    let up = start(settings).await;
+    let api = Api::new(&up);
+    let frontend = up.frontend.addr.clone();
+    let mut tricklers = Vec::new();
+    for _ in 0..20 {
+        let frontend = frontend.clone();
+        tricklers.push(tokio::spawn(async move {
+            let mut socket = tokio::net::TcpStream::connect(&frontend).await.unwrap();
+            let head = "POST /api/upload HTTP/1.1\r\nHost: memring\r\n\
+                        Content-Type: multipart/form-data; boundary=XyZ\r\n\
+                        Content-Length: 5000\r\n\r\n--XyZ\r\n";
+            socket.write_all(head.as_bytes()).await.unwrap();
+            let started = tokio::time::Instant::now();
+            // One byte every 100 ms: steady, but far too slow.
+            let mut answer = Vec::new();
+            for _ in 0..100 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                if socket.write_all(b"x").await.is_err() {
+                    break;
+                }
+                let mut buf = [0u8; 512];
+                if let Ok(Ok(n)) =
+                    tokio::time::timeout(std::time::Duration::from_millis(1), socket.read(&mut buf))
+                        .await
+                {
+                    answer.extend_from_slice(&buf[..n]);
+                    // The whole envelope, or the end of the connection.
+                    if n == 0 || answer.ends_with(b"}}") {
+                        break;
+                    }
+                }
+            }
+            (
+                String::from_utf8_lossy(&answer).into_owned(),
+                started.elapsed(),
+            )
+        }));
+    }
+    // Others are served meanwhile.
+    api.upload_ok("cat", &image_bytes("cat", 1)).await;
+    for trickler in tricklers {
+        let (answer, waited) = trickler.await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+        assert!(answer.contains("\"code\":408"), "{answer:?}");
+        assert!(waited < std::time::Duration::from_secs(3), "{waited:?}");
+    }
+    up.stop().await;
+}

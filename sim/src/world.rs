@@ -330,6 +330,7 @@ pub fn build(spec: &WorldSpec) -> World {
                         .wrapping_mul(1_000_003)
                         .wrapping_add(slot as u64 * 1_000 + life),
                     secrets: spec.secrets(),
+                    server: Default::default(),
                 };
                 let connector: SharedConnector = Arc::new(TurmoilConnector);
                 let service = span.in_scope(|| {

@@ -27,6 +27,9 @@ use crate::storage::{BlobStore, KeyIndex};
 
 pub use rebalance::PoolListing;
 
+/// Default response budget, in bytes (128 MiB: four of the largest images).
+pub const RESPONSE_BUDGET_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;
+
 /// Default largest upload, in bytes (32 MiB).
 pub const UPLOAD_MAX_BYTES_DEFAULT: usize = 32 * 1024 * 1024;
 
@@ -55,6 +58,10 @@ pub struct FrontendSettings {
     pub secrets: crate::auth::Secrets,
     /// Store uploads of any type, not only raster images (`--allow-any-type`).
     pub allow_any_type: bool,
+    /// Limits of its server.
+    pub server: crate::net::server::ServerSettings,
+    /// Most bytes of images its answers hold at once; past it reads get 503.
+    pub response_budget_bytes: u64,
 }
 
 impl Default for FrontendSettings {
@@ -72,6 +79,8 @@ impl Default for FrontendSettings {
             rng_seed: 0,
             secrets: crate::auth::Secrets::default(),
             allow_any_type: false,
+            server: crate::net::server::ServerSettings::default(),
+            response_budget_bytes: RESPONSE_BUDGET_BYTES_DEFAULT,
         }
     }
 }
@@ -107,6 +116,8 @@ pub struct FrontendState {
     rng: Mutex<ChaCha8Rng>,
     /// Background cache fills in flight; a fill that finds none free is skipped.
     fills: Arc<tokio::sync::Semaphore>,
+    /// Bytes of answers in flight (see [`crate::net::budget`]).
+    pub budget: crate::net::budget::ResponseBudget,
     /// Keys with an upload in progress.
     flux: Mutex<Flux>,
     /// Nodes that left the routing but have a move order out: they still hold
@@ -280,6 +291,7 @@ impl FrontendState {
         index: Arc<dyn KeyIndex>,
     ) -> Arc<Self> {
         let rng = ChaCha8Rng::seed_from_u64(settings.rng_seed);
+        let budget = crate::net::budget::ResponseBudget::new(settings.response_budget_bytes);
         Arc::new(FrontendState {
             settings,
             client,
@@ -293,6 +305,7 @@ impl FrontendState {
             uploads_gate: tokio::sync::RwLock::new(()),
             rng: Mutex::new(rng),
             fills: Arc::new(tokio::sync::Semaphore::new(FILLS_IN_FLIGHT_MAX)),
+            budget,
             flux: Mutex::new(Flux::new()),
             handing_over: Mutex::new(BTreeMap::new()),
             discarded_hits: std::sync::atomic::AtomicU64::new(0),

@@ -11,6 +11,7 @@ use tracing::Instrument;
 use super::{lock, FrontendState};
 use crate::api::ApiError;
 use crate::key::validate_key;
+use crate::net::budget::Share;
 use crate::node::protocol::{
     item_path, FenceRefusal, FENCE_CURRENT_HEADER, FENCE_HEADER, FENCE_MISMATCH_HEADER,
     VERSION_HEADER,
@@ -28,6 +29,13 @@ pub struct Image {
     pub mime: String,
     pub version: u64,
     pub cache_hit: bool,
+    /// Its share of the response budget, held until the answer is sent.
+    pub share: Option<Arc<Share>>,
+}
+
+/// The answer when the response budget is spent.
+fn budget_spent() -> ApiError {
+    ApiError::unavailable("too many large answers are in flight; try again shortly")
 }
 
 /// Reads `key`: cache, else storage (then fills the cache).
@@ -45,19 +53,33 @@ pub async fn read(state: &Arc<FrontendState>, key: &str) -> Result<Image, ApiErr
     let fence = owner.as_ref().and_then(|node| state.fence(node));
     if let Some(node) = &owner {
         let addr = state.node_addr(node);
+        // A hit takes its share of the response budget before its body is read.
+        let admit = |status: StatusCode, headers: &http::HeaderMap| {
+            if status != StatusCode::OK {
+                return Some(None);
+            }
+            let length = headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(state.settings.upload_max_bytes as u64);
+            state.budget.try_take(length).map(Some)
+        };
         match state
             .client
-            .send_with_timeout(
+            .send_admitting(
                 Method::GET,
                 &addr,
                 &item_path(key),
                 &[],
                 Bytes::new(),
                 state.settings.node_timeout_ms,
+                admit,
             )
             .await
         {
-            Ok(reply)
+            Ok((_, None)) => return Err(budget_spent()),
+            Ok((reply, Some(_)))
                 if reply.status == StatusCode::OK
                     && !ticket.is_some_and(|t| lock(&state.flux).still_valid(key, t)) =>
             {
@@ -66,7 +88,7 @@ pub async fn read(state: &Arc<FrontendState>, key: &str) -> Result<Image, ApiErr
                     .discarded_hits
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            Ok(reply) if reply.status == StatusCode::OK => {
+            Ok((reply, Some(share))) if reply.status == StatusCode::OK => {
                 let mime = reply
                     .headers
                     .get(CONTENT_TYPE)
@@ -84,14 +106,22 @@ pub async fn read(state: &Arc<FrontendState>, key: &str) -> Result<Image, ApiErr
                     mime,
                     version,
                     cache_hit: true,
+                    share: share.map(Arc::new),
                 });
             }
-            Ok(reply) if reply.status == StatusCode::NOT_FOUND => {}
-            Ok(reply) => tracing::debug!(%node, status = %reply.status, "cache read refused"),
+            Ok((reply, _)) if reply.status == StatusCode::NOT_FOUND => {}
+            Ok((reply, _)) => {
+                tracing::debug!(%node, status = %reply.status, "cache read refused")
+            }
             Err(error) => tracing::debug!(%node, %error, "cache read failed; reading storage"),
         }
     }
-    let image = read_storage(state, key).await?;
+    let mut image = read_storage(state, key).await?;
+    let share = state
+        .budget
+        .try_take(image.bytes.len() as u64)
+        .ok_or_else(budget_spent)?;
+    image.share = Some(Arc::new(share));
     if let (Some(node), Some(fence)) = (owner, fence) {
         fill(state, node, key, &image, fence);
     }
@@ -119,6 +149,7 @@ async fn read_storage(state: &Arc<FrontendState>, key: &str) -> Result<Image, Ap
                     mime: row.mime,
                     version: row.version,
                     cache_hit: false,
+                    share: None,
                 })
             }
             // A re-upload replaced the object between the two reads: look again.

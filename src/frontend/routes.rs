@@ -20,6 +20,7 @@ use super::{lock, FrontendState};
 use crate::api::{self, ApiError, JsonBody, PathParam};
 use crate::auth::{Access, Gate};
 use crate::key::validate_key;
+use crate::net::budget::BudgetedBody;
 
 /// Room for the multipart framing and the key field around the file.
 const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
@@ -83,6 +84,12 @@ async fn serve_safely(mut response: Response) -> Response {
 }
 
 fn multipart_error(error: MultipartError) -> ApiError {
+    if crate::net::guard::is_body_too_slow(&error) {
+        return ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "the upload did not arrive in time",
+        );
+    }
     let status = error.status();
     let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
         "the upload is too large".to_owned()
@@ -190,9 +197,11 @@ async fn key_content(
 ) -> Result<Response, ApiError> {
     let image = read(&state, &key).await?;
     let encoded = base64::engine::general_purpose::STANDARD.encode(&image.bytes);
-    Ok(api::ok_with(json!({
+    let response = api::ok_with(json!({
         "content": format!("data:{};base64,{encoded}", image.mime),
-    })))
+    }));
+    // The answer holds the image's share of the budget until it is sent.
+    Ok(response.map(|body| axum::body::Body::new(BudgetedBody::new(body, image.share))))
 }
 
 async fn image(
@@ -226,7 +235,10 @@ async fn image(
                 cache_state,
             ),
         ],
-        image.bytes,
+        axum::body::Body::new(BudgetedBody::new(
+            http_body_util::Full::new(image.bytes),
+            image.share,
+        )),
     )
         .into_response();
     // Whatever is not a raster image (stored with --allow-any-type, or before

@@ -63,6 +63,8 @@ pub struct ManagerSettings {
     pub strategy: crate::assign::Strategy,
     /// The tokens it requires and sends (see [`crate::auth`]).
     pub secrets: crate::auth::Secrets,
+    /// Limits of its server.
+    pub server: crate::net::server::ServerSettings,
 }
 
 impl std::fmt::Debug for dyn state::StateStore {
@@ -90,6 +92,7 @@ impl ManagerSettings {
             state: None,
             strategy: crate::assign::Strategy::Modulo,
             secrets: crate::auth::Secrets::default(),
+            server: crate::net::server::ServerSettings::default(),
         }
     }
 }

@@ -183,6 +183,35 @@ impl HttpClient {
         body: Bytes,
         timeout_ms: u64,
     ) -> Result<Reply, ClientError> {
+        let admit_all = |_: StatusCode, _: &HeaderMap| Some(());
+        self.send_admitting(
+            method,
+            addr,
+            path_and_query,
+            headers,
+            body,
+            timeout_ms,
+            admit_all,
+        )
+        .await
+        .map(|(reply, _)| reply)
+    }
+
+    /// [`HttpClient::send_with_timeout`], where `admit` sees the answer's status
+    /// and headers before its body is read: when it returns `None` the body is
+    /// left unread (the connection is dropped) and the reply comes back empty. A
+    /// caller with a memory budget takes its share here, from `Content-Length`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_admitting<A>(
+        &self,
+        method: Method,
+        addr: &str,
+        path_and_query: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+        timeout_ms: u64,
+        admit: impl FnOnce(StatusCode, &HeaderMap) -> Option<A>,
+    ) -> Result<(Reply, Option<A>), ClientError> {
         let uri: Uri = format!("http://{addr}{path_and_query}").parse().map_err(
             |error: http::uri::InvalidUri| ClientError::BadRequest {
                 addr: addr.to_owned(),
@@ -221,16 +250,38 @@ impl HttpClient {
                 }
             })?;
             let (parts, body) = response.into_parts();
-            let body = Limited::new(body, self.settings.body_max_bytes)
-                .collect()
-                .await
-                .map_err(|error| transport(error.to_string()))?
-                .to_bytes();
-            Ok(Reply {
+            let Some(admitted) = admit(parts.status, &parts.headers) else {
+                let reply = Reply {
+                    status: parts.status,
+                    headers: parts.headers,
+                    body: Bytes::new(),
+                };
+                return Ok((reply, None));
+            };
+            // Read into one buffer of the announced size: collecting the frames
+            // first and joining them after would hold the body twice.
+            let announced = parts
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0)
+                .min(self.settings.body_max_bytes);
+            let mut buffer = bytes::BytesMut::with_capacity(announced);
+            let mut body = std::pin::pin!(Limited::new(body, self.settings.body_max_bytes));
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|error| transport(error.to_string()))?;
+                if let Ok(data) = frame.into_data() {
+                    buffer.extend_from_slice(&data);
+                }
+            }
+            let body = buffer.freeze();
+            let reply = Reply {
                 status: parts.status,
                 headers: parts.headers,
                 body,
-            })
+            };
+            Ok((reply, Some(admitted)))
         };
         match tokio::time::timeout(Duration::from_millis(timeout_ms), call).await {
             Ok(outcome) => outcome,

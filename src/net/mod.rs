@@ -5,8 +5,10 @@
 //! [`Connector`] to call other services with. [`server`] serves an axum router over a
 //! listener; [`client`] is a kept-alive HTTP/1.1 client over a connector.
 
+pub mod budget;
 pub mod client;
 pub mod form;
+pub mod guard;
 pub mod server;
 
 use std::io;

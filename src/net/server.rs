@@ -1,6 +1,7 @@
 //! Serves an axum router over any [`Listener`], with HTTP/1.1 keep-alive, a header
-//! read timeout, no `Date` header (it would read the real clock) and graceful
-//! shutdown.
+//! read timeout, stall timeouts on every connection and a deadline on every
+//! request body (see [`super::guard`]), no `Date` header (it would read the real
+//! clock) and graceful shutdown.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::guard::{body_deadline_ms, DeadlineBody, StallGuard};
 use super::Listener;
 
 /// Limits of a server.
@@ -23,6 +25,13 @@ pub struct ServerSettings {
     pub shutdown_grace_ms: u64,
     /// Connections served at once; further accepts wait.
     pub connections_max: usize,
+    /// A connection whose writes make no progress this long (the client stopped
+    /// reading) is dropped, with the answer it held.
+    pub write_stall_timeout_ms: u64,
+    /// A connection whose reads wait this long is dropped.
+    pub read_stall_timeout_ms: u64,
+    /// A request body must arrive within this, plus a second per MiB declared.
+    pub body_read_timeout_ms: u64,
 }
 
 impl Default for ServerSettings {
@@ -31,6 +40,9 @@ impl Default for ServerSettings {
             header_read_timeout_ms: 10_000,
             shutdown_grace_ms: 5_000,
             connections_max: 4_096,
+            write_stall_timeout_ms: 15_000,
+            read_stall_timeout_ms: 30_000,
+            body_read_timeout_ms: 30_000,
         }
     }
 }
@@ -52,6 +64,17 @@ async fn trace_exchange(
     response
 }
 
+/// Puts a deadline on the request's body (see [`DeadlineBody`]).
+fn limit_body_time(request: axum::extract::Request, base_ms: u64) -> axum::extract::Request {
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let deadline_ms = body_deadline_ms(base_ms, declared);
+    request.map(|body| axum::body::Body::new(DeadlineBody::new(body, deadline_ms)))
+}
+
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets open
 /// connections finish their current request (up to the grace period).
 pub async fn serve(
@@ -60,7 +83,14 @@ pub async fn serve(
     settings: ServerSettings,
     shutdown: CancellationToken,
 ) {
-    let router = router.layer(axum::middleware::from_fn(trace_exchange));
+    let body_read_timeout_ms = settings.body_read_timeout_ms;
+    let router = router
+        .layer(axum::middleware::map_request(
+            move |request: axum::extract::Request| async move {
+                limit_body_time(request, body_read_timeout_ms)
+            },
+        ))
+        .layer(axum::middleware::from_fn(trace_exchange));
     let spawner = listener.spawner();
     let tracker = TaskTracker::new();
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(settings.connections_max));
@@ -101,6 +131,11 @@ pub async fn serve(
                         .header_read_timeout(Duration::from_millis(
                             settings.header_read_timeout_ms,
                         ));
+                    let io = StallGuard::new(
+                        io,
+                        Duration::from_millis(settings.read_stall_timeout_ms),
+                        Duration::from_millis(settings.write_stall_timeout_ms),
+                    );
                     let connection = builder.serve_connection(TokioIo::new(io), service);
                     tokio::pin!(connection);
                     let outcome = tokio::select! {

@@ -92,6 +92,8 @@ pub struct NodeSettings {
     pub incarnation: u64,
     /// The cluster token it requires and sends (see [`crate::auth`]).
     pub secrets: Secrets,
+    /// Limits of its server.
+    pub server: crate::net::server::ServerSettings,
 }
 
 /// Counters a node keeps (cumulative since start).
