@@ -162,6 +162,9 @@ pub struct CacheNodeArgs {
     /// The manager's host, for the hand-over callback.
     #[arg(long)]
     pub manager_host: Option<String>,
+    /// The manager's port: the callback goes there, whatever a move order says.
+    #[arg(long, default_value_t = MANAGER_PORT_DEFAULT)]
+    pub manager_port: u16,
     /// Port of other nodes whose id carries none.
     #[arg(long, default_value_t = NODE_PORT_DEFAULT)]
     pub node_port: u16,

@@ -243,6 +243,7 @@ pub async fn run_cache_node(args: CacheNodeArgs) -> Result<(), String> {
         node_id: args.node_id,
         node_port: args.node_port,
         manager_host: args.manager_host,
+        manager_port: Some(args.manager_port),
         cache: cache_config(&args.cache)?,
         rng_seed: os_seed(),
         body_max_bytes: args.item_max_bytes,

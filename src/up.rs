@@ -239,7 +239,7 @@ pub async fn start_up(settings: UpSettings) -> Result<Up, String> {
         let listener = bind(port).await?;
         let node_id = NodeId::new(&listener.local_addr()).map_err(|e| e.to_string())?;
         nodes.push(start_node(
-            node_settings(&settings, slot, node_id),
+            node_settings(&settings, slot, node_id, manager_port),
             Box::new(listener),
             connector.clone(),
             shutdown.child_token(),
@@ -297,11 +297,17 @@ pub async fn start_up(settings: UpSettings) -> Result<Up, String> {
     })
 }
 
-fn node_settings(settings: &UpSettings, slot: usize, node_id: NodeId) -> NodeSettings {
+fn node_settings(
+    settings: &UpSettings,
+    slot: usize,
+    node_id: NodeId,
+    manager_port: u16,
+) -> NodeSettings {
     NodeSettings {
         node_id,
         node_port: crate::cli::NODE_PORT_DEFAULT,
         manager_host: Some(settings.host.clone()),
+        manager_port: Some(manager_port),
         cache: settings.cache,
         rng_seed: settings.rng_seed.wrapping_add(slot as u64 + 1),
         body_max_bytes: settings.upload_max_bytes + 1024,
@@ -355,7 +361,7 @@ impl Up {
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let node_id = NodeId::new(&addr).map_err(|e| e.to_string())?;
         self.nodes[slot] = Some(start_node(
-            node_settings(&self.settings, slot, node_id),
+            node_settings(&self.settings, slot, node_id, port_of(&self.manager.addr)),
             Box::new(listener),
             Arc::new(TokioConnector),
             self.shutdown.child_token(),

@@ -388,3 +388,37 @@ async fn trickling_bodies_are_cut_at_their_deadline() {
     }
     up.stop().await;
 }
+
+/// Finding 3 (the callback): a move order that names another port does not make
+/// the node call that port; it calls back the manager it was configured with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_calls_back_only_its_own_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(dir.path());
+    settings.secrets = secrets();
+    let up = start(settings).await;
+    let api = Api::new(&up);
+    let decoy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let decoy_port = decoy.local_addr().unwrap().port();
+    let order = format!("{{\"port\":{decoy_port},\"dest\":{{}}}}");
+    let reply = send(
+        &api,
+        Method::POST,
+        &up.node_addrs()[0].clone(),
+        memring::node::protocol::MOVE_KEYS_PATH,
+        &[json_type(), cluster(CLUSTER)],
+        order.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    // The node answers after its callback: had it called the decoy, the
+    // connection would be waiting now.
+    let called = tokio::time::timeout(std::time::Duration::from_millis(300), decoy.accept()).await;
+    assert!(called.is_err(), "the node called the port the order named");
+    up.stop().await;
+}

@@ -78,8 +78,11 @@ pub struct NodeSettings {
     pub node_id: NodeId,
     /// Port of the other nodes, for ids without their own port.
     pub node_port: u16,
-    /// The manager's host, for the move callback (the port comes with the order).
+    /// The manager's host, for the move callback.
     pub manager_host: Option<String>,
+    /// The manager's port. When set, the callback goes there whatever port a
+    /// move order names: a node calls back only the manager it was given.
+    pub manager_port: Option<u16>,
     pub cache: CacheConfig,
     /// Seed of the random replacement policy.
     pub rng_seed: u64,
@@ -509,10 +512,22 @@ fn parse_fences(headers: &HeaderMap) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-async fn callback_manager(state: &Arc<NodeState>, port: u16) {
+async fn callback_manager(state: &Arc<NodeState>, ordered_port: u16) {
     let Some(host) = &state.settings.manager_host else {
         tracing::warn!("move order asks for a manager callback but no manager is configured");
         return;
+    };
+    let port = match state.settings.manager_port {
+        Some(port) if port != ordered_port => {
+            tracing::warn!(
+                ordered_port,
+                port,
+                "the move order names another manager port; calling back the configured one"
+            );
+            port
+        }
+        Some(port) => port,
+        None => ordered_port,
     };
     let addr = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
