@@ -85,41 +85,42 @@ impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
+impl<T> StallGuard<T> {
+    /// What a write (or flush) that polled `outcome` returns: a pending one arms
+    /// the write timer, and fails once it runs out; any outcome disarms it.
+    fn after_write<R>(
+        &mut self,
+        outcome: Poll<io::Result<R>>,
         cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+    ) -> Poll<io::Result<R>> {
+        match outcome {
             Poll::Ready(outcome) => {
-                this.write_timer = None;
+                self.write_timer = None;
                 Poll::Ready(outcome)
             }
             Poll::Pending => {
-                match stalled(&mut this.write_timer, this.write_stall, cx, "reading") {
+                match stalled(&mut self.write_timer, self.write_stall, cx, "reading") {
                     Poll::Ready(error) => Poll::Ready(Err(error)),
                     Poll::Pending => Poll::Pending,
                 }
             }
         }
     }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let outcome = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.after_write(outcome, cx)
+    }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_flush(cx) {
-            Poll::Ready(outcome) => {
-                this.write_timer = None;
-                Poll::Ready(outcome)
-            }
-            Poll::Pending => {
-                match stalled(&mut this.write_timer, this.write_stall, cx, "reading") {
-                    Poll::Ready(error) => Poll::Ready(Err(error)),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-        }
+        let outcome = Pin::new(&mut self.inner).poll_flush(cx);
+        self.after_write(outcome, cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -131,19 +132,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(outcome) => {
-                this.write_timer = None;
-                Poll::Ready(outcome)
-            }
-            Poll::Pending => {
-                match stalled(&mut this.write_timer, this.write_stall, cx, "reading") {
-                    Poll::Ready(error) => Poll::Ready(Err(error)),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-        }
+        let outcome = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.after_write(outcome, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
