@@ -339,7 +339,10 @@ async fn trickling_bodies_are_cut_at_their_deadline() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
     let mut settings = settings(dir.path());
-    settings.server.body_read_timeout_ms = 1_000;
+    settings.server.body_pace = memring::net::guard::BodyPace {
+        grace_ms: 1_000,
+        rate_bytes_per_s: 1_024,
+    };
     let up = start(settings).await;
     let api = Api::new(&up);
     let frontend = up.frontend.addr.clone();

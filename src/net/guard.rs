@@ -5,9 +5,10 @@
 //!   for the write-stall timeout fails (the client stopped reading; the answer it
 //!   holds is dropped), and so does a read that waits longer than the read-stall
 //!   timeout (a silent peer).
-//! - [`DeadlineBody`] wraps a request body: it must arrive whole before its
-//!   deadline, which grows with its declared length (a trickle of one byte a
-//!   second is cut however steady it is).
+//! - [`DeadlineBody`] wraps a request body: it must keep up a minimum rate. Its
+//!   deadline starts a grace period away and moves on by one second for every
+//!   `rate` bytes that arrive, so a trickle of one byte a second is cut when the
+//!   grace runs out, however steady it is, while a slow but real upload is not.
 //!
 //! Both use `tokio::time`, so the simulation runs them in virtual time.
 
@@ -141,11 +142,30 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
     }
 }
 
-/// The error of a body that missed its deadline.
+/// The error of a body that fell behind its minimum rate.
 #[derive(Debug, thiserror::Error)]
-#[error("the request body did not arrive within {deadline_ms} ms")]
+#[error("the request body did not arrive within {deadline_ms} ms (it must keep up {rate_bytes_per_s} bytes a second after {grace_ms} ms)")]
 pub struct BodyTooSlow {
     pub deadline_ms: u64,
+    pub grace_ms: u64,
+    pub rate_bytes_per_s: u64,
+}
+
+/// The pace a request body must keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyPace {
+    /// How long the first bytes may take.
+    pub grace_ms: u64,
+    /// Each this many bytes received move the deadline on by a second.
+    pub rate_bytes_per_s: u64,
+}
+
+impl BodyPace {
+    /// The deadline, in ms from the start, once `received_bytes` have arrived.
+    pub fn deadline_ms(&self, received_bytes: u64) -> u64 {
+        let earned_ms = received_bytes.saturating_mul(1_000) / self.rate_bytes_per_s.max(1);
+        self.grace_ms.saturating_add(earned_ms)
+    }
 }
 
 /// Whether `error`, or an error it wraps, is a body that missed its deadline.
@@ -168,19 +188,24 @@ impl BodyTooSlow {
     const MARK: &'static str = "request body did not arrive within";
 }
 
-/// A request body that must arrive whole before a deadline.
+/// A request body that must keep up a [`BodyPace`].
 pub struct DeadlineBody<B> {
     inner: B,
-    deadline_ms: u64,
+    pace: BodyPace,
+    started: tokio::time::Instant,
+    received_bytes: u64,
     timer: Pin<Box<Sleep>>,
 }
 
 impl<B> DeadlineBody<B> {
-    pub fn new(inner: B, deadline_ms: u64) -> Self {
+    pub fn new(inner: B, pace: BodyPace) -> Self {
+        let started = tokio::time::Instant::now();
         DeadlineBody {
             inner,
-            deadline_ms,
-            timer: Box::pin(tokio::time::sleep(Duration::from_millis(deadline_ms))),
+            pace,
+            started,
+            received_bytes: 0,
+            timer: Box::pin(tokio::time::sleep(Duration::from_millis(pace.grace_ms))),
         }
     }
 }
@@ -199,10 +224,21 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.received_bytes += data.len() as u64;
+                    let deadline_ms = this.pace.deadline_ms(this.received_bytes);
+                    let deadline = this.started + Duration::from_millis(deadline_ms);
+                    this.timer.as_mut().reset(deadline);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(other) => Poll::Ready(other.map(|f| f.map_err(Into::into))),
             Poll::Pending => match this.timer.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTooSlow {
-                    deadline_ms: this.deadline_ms,
+                    deadline_ms: this.pace.deadline_ms(this.received_bytes),
+                    grace_ms: this.pace.grace_ms,
+                    rate_bytes_per_s: this.pace.rate_bytes_per_s,
                 })))),
                 Poll::Pending => Poll::Pending,
             },
@@ -218,24 +254,24 @@ where
     }
 }
 
-/// The deadline of a body of `declared_bytes` (if declared): `base_ms`, plus one
-/// second per MiB (a client that sends at least 1 MiB/s always makes it).
-pub fn body_deadline_ms(base_ms: u64, declared_bytes: Option<u64>) -> u64 {
-    base_ms.saturating_add(declared_bytes.unwrap_or(0) / (1024 * 1024) * 1_000)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    const PACE: BodyPace = BodyPace {
+        grace_ms: 10_000,
+        rate_bytes_per_s: 16 * 1024,
+    };
+
     #[test]
-    fn deadlines_grow_with_the_declared_length() {
-        assert_eq!(body_deadline_ms(30_000, None), 30_000);
-        assert_eq!(body_deadline_ms(30_000, Some(1000)), 30_000);
-        assert_eq!(body_deadline_ms(30_000, Some(32 * 1024 * 1024)), 62_000);
-        assert_eq!(body_deadline_ms(u64::MAX, Some(u64::MAX)), u64::MAX);
+    fn deadlines_move_on_with_the_bytes_received() {
+        assert_eq!(PACE.deadline_ms(0), 10_000);
+        assert_eq!(PACE.deadline_ms(16 * 1024), 11_000);
+        assert_eq!(PACE.deadline_ms(32 * 1024 * 1024), 10_000 + 2_048_000);
+        // No overflow, however much arrives.
+        assert!(PACE.deadline_ms(u64::MAX) >= u64::MAX / (16 * 1024));
     }
 
     #[tokio::test(start_paused = true)]
@@ -292,15 +328,30 @@ mod tests {
             }
         });
         let started = tokio::time::Instant::now();
-        let error = DeadlineBody::new(body, 10_000)
-            .collect()
-            .await
-            .err()
-            .unwrap();
-        assert!(error.to_string().contains("10000 ms"), "{error}");
+        let error = DeadlineBody::new(body, PACE).collect().await.err().unwrap();
+        assert!(error.to_string().contains("within 10000 ms"), "{error}");
         let waited = started.elapsed();
         assert!(waited >= Duration::from_secs(10) && waited < Duration::from_millis(10_100));
         trickle.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_keeps_the_pace_is_never_cut() {
+        let (sender, body) = {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
+            (tx, http_body_util::StreamBody::new(tokio_stream_from(rx)))
+        };
+        // 20 KiB a second for 60 s: above the 16 KiB/s the pace asks.
+        let sender = tokio::spawn(async move {
+            for _ in 0..60 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let chunk = Bytes::from(vec![0u8; 20 * 1024]);
+                sender.send(Ok(Frame::data(chunk))).await.unwrap();
+            }
+        });
+        let collected = DeadlineBody::new(body, PACE).collect();
+        let (collected, _) = tokio::join!(collected, sender);
+        assert_eq!(collected.unwrap().to_bytes().len(), 60 * 20 * 1024);
     }
 
     /// A stream over an mpsc receiver.

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::guard::{body_deadline_ms, DeadlineBody, StallGuard};
+use super::guard::{BodyPace, DeadlineBody, StallGuard};
 use super::Listener;
 
 /// Limits of a server.
@@ -30,8 +30,8 @@ pub struct ServerSettings {
     pub write_stall_timeout_ms: u64,
     /// A connection whose reads wait this long is dropped.
     pub read_stall_timeout_ms: u64,
-    /// A request body must arrive within this, plus a second per MiB declared.
-    pub body_read_timeout_ms: u64,
+    /// The pace a request body must keep (408 otherwise).
+    pub body_pace: BodyPace,
 }
 
 impl Default for ServerSettings {
@@ -42,7 +42,10 @@ impl Default for ServerSettings {
             connections_max: 4_096,
             write_stall_timeout_ms: 15_000,
             read_stall_timeout_ms: 30_000,
-            body_read_timeout_ms: 30_000,
+            body_pace: BodyPace {
+                grace_ms: 10_000,
+                rate_bytes_per_s: 16 * 1024,
+            },
         }
     }
 }
@@ -64,15 +67,9 @@ async fn trace_exchange(
     response
 }
 
-/// Puts a deadline on the request's body (see [`DeadlineBody`]).
-fn limit_body_time(request: axum::extract::Request, base_ms: u64) -> axum::extract::Request {
-    let declared = request
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let deadline_ms = body_deadline_ms(base_ms, declared);
-    request.map(|body| axum::body::Body::new(DeadlineBody::new(body, deadline_ms)))
+/// Makes the request's body keep `pace` (see [`DeadlineBody`]).
+fn limit_body_time(request: axum::extract::Request, pace: BodyPace) -> axum::extract::Request {
+    request.map(|body| axum::body::Body::new(DeadlineBody::new(body, pace)))
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets open
@@ -83,14 +80,15 @@ pub async fn serve(
     settings: ServerSettings,
     shutdown: CancellationToken,
 ) {
-    let body_read_timeout_ms = settings.body_read_timeout_ms;
-    let router = router
-        .layer(axum::middleware::map_request(
-            move |request: axum::extract::Request| async move {
-                limit_body_time(request, body_read_timeout_ms)
-            },
-        ))
-        .layer(axum::middleware::from_fn(trace_exchange));
+    let body_pace = settings.body_pace;
+    let router =
+        router
+            .layer(axum::middleware::map_request(
+                move |request: axum::extract::Request| async move {
+                    limit_body_time(request, body_pace)
+                },
+            ))
+            .layer(axum::middleware::from_fn(trace_exchange));
     let spawner = listener.spawner();
     let tracker = TaskTracker::new();
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(settings.connections_max));
