@@ -113,7 +113,7 @@ fn secrets_of(
         .collect();
         if !missing.is_empty() {
             return Err(format!(
-                "the {role} binds {host}, beyond loopback, without {}: set it, or pass --insecure-no-token to run open",
+                "{role} binds {host}, beyond loopback, without {}: set it, or pass --insecure-no-token to run open",
                 missing.join(" and ")
             ));
         }
@@ -186,7 +186,7 @@ pub async fn run_frontend(args: FrontendArgs) -> Result<(), String> {
         admin: true,
     };
     let secrets = secrets_of(
-        "front-end",
+        "the front-end",
         &args.tokens,
         host_of(&args.listen),
         needs,
@@ -230,7 +230,7 @@ pub async fn run_cache_node(args: CacheNodeArgs) -> Result<(), String> {
         admin: false,
     };
     let secrets = secrets_of(
-        "cache node",
+        "the cache node",
         &args.tokens,
         host_of(&args.listen),
         needs,
@@ -270,7 +270,13 @@ pub async fn run_manager(args: ManagerArgs) -> Result<(), String> {
         cluster: true,
         admin: true,
     };
-    let secrets = secrets_of("manager", &args.tokens, host_of(&args.listen), needs, None)?;
+    let secrets = secrets_of(
+        "the manager",
+        &args.tokens,
+        host_of(&args.listen),
+        needs,
+        None,
+    )?;
     let listener = TokioListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
