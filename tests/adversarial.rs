@@ -103,6 +103,19 @@ async fn internal_and_admin_calls_need_their_tokens() {
     );
     assert_eq!(pool_before["pool"], pool_after["pool"]);
     assert_eq!(pool_before["epoch"], pool_after["epoch"]);
+    // Even with the cluster token, an epoch the manager could never move past is
+    // refused.
+    let headers = [json_type(), cluster(CLUSTER)];
+    let reply = send(
+        &api,
+        Method::POST,
+        &frontend,
+        "/api/notify",
+        &headers,
+        rogue,
+    )
+    .await;
+    assert_error(&reply, StatusCode::BAD_REQUEST);
 
     // Finding 3: every node endpoint but /healthz needs the cluster token.
     let item = "/api/cache/item/ghost";

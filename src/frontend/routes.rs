@@ -22,6 +22,10 @@ use crate::auth::{Access, Gate};
 use crate::key::validate_key;
 use crate::net::budget::BudgetedBody;
 
+/// Largest epoch a notify may carry (2^53, exact in every JSON reader): one
+/// near `u64::MAX` would leave the manager no epoch to move past it with.
+pub const EPOCH_MAX: u64 = 1 << 53;
+
 /// Room for the multipart framing and the key field around the file.
 const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
 /// Longest `key` field read; a valid key is far shorter (48 characters).
@@ -196,12 +200,22 @@ async fn key_content(
     PathParam(key): PathParam<String>,
 ) -> Result<Response, ApiError> {
     let image = read(&state, &key).await?;
+    // The base64 text is a third larger than the image: it takes that share too.
+    let base64_share = state
+        .budget
+        .try_take(image.bytes.len() as u64 / 3 + 1024)
+        .ok_or_else(|| {
+            ApiError::unavailable("too many large answers are in flight; try again shortly")
+        })?;
     let encoded = base64::engine::general_purpose::STANDARD.encode(&image.bytes);
     let response = api::ok_with(json!({
         "content": format!("data:{};base64,{encoded}", image.mime),
     }));
     // The answer holds the image's share of the budget until it is sent.
-    Ok(response.map(|body| axum::body::Body::new(BudgetedBody::new(body, image.share))))
+    Ok(response.map(|body| {
+        let body = BudgetedBody::new(body, image.share);
+        axum::body::Body::new(BudgetedBody::new(body, Some(Arc::new(base64_share))))
+    }))
 }
 
 async fn image(
@@ -277,6 +291,11 @@ async fn notify(
         return Err(ApiError::bad_request(
             "change must be \"increase\" or \"decrease\"",
         ));
+    }
+    if notify.epoch.is_some_and(|epoch| epoch > EPOCH_MAX) {
+        return Err(ApiError::bad_request(format!(
+            "epoch must be at most {EPOCH_MAX}"
+        )));
     }
     let members = parse_members(&notify.node_ip)?;
     let directive = Directive {

@@ -502,7 +502,9 @@ impl ManagerState {
         let epoch = {
             let mut inner = self.inner();
             if inner.epoch == ours {
-                inner.epoch = ours.max(theirs) + 1;
+                // The front-end refuses epochs past `EPOCH_MAX`, so this cannot
+                // overflow; saturate anyway rather than wrap.
+                inner.epoch = ours.max(theirs).saturating_add(1);
             }
             inner.epoch
         };
