@@ -28,7 +28,9 @@ pub struct ServerSettings {
     /// A connection whose writes make no progress this long (the client stopped
     /// reading) is dropped, with the answer it held.
     pub write_stall_timeout_ms: u64,
-    /// A connection whose reads wait this long is dropped.
+    /// A connection whose reads wait this long is dropped. Longer than any
+    /// call's timeout (30 s for a move order), since hyper may be reading while
+    /// a handler works; idle connections close sooner (the head timeout).
     pub read_stall_timeout_ms: u64,
     /// The pace a request body must keep (408 otherwise).
     pub body_pace: BodyPace,
@@ -41,7 +43,7 @@ impl Default for ServerSettings {
             shutdown_grace_ms: 5_000,
             connections_max: 4_096,
             write_stall_timeout_ms: 15_000,
-            read_stall_timeout_ms: 30_000,
+            read_stall_timeout_ms: 60_000,
             body_pace: BodyPace {
                 grace_ms: 10_000,
                 rate_bytes_per_s: 16 * 1024,
