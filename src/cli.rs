@@ -165,6 +165,10 @@ pub struct CacheNodeArgs {
     /// The manager's port: the callback goes there, whatever a move order says.
     #[arg(long, default_value_t = MANAGER_PORT_DEFAULT)]
     pub manager_port: u16,
+    /// The cluster's node slots, as the manager's `--nodes` lists them. When
+    /// given, move orders may only send keys to these nodes.
+    #[arg(long)]
+    pub peers: Option<String>,
     /// Port of other nodes whose id carries none.
     #[arg(long, default_value_t = NODE_PORT_DEFAULT)]
     pub node_port: u16,

@@ -244,6 +244,15 @@ pub async fn run_cache_node(args: CacheNodeArgs) -> Result<(), String> {
         node_port: args.node_port,
         manager_host: args.manager_host,
         manager_port: Some(args.manager_port),
+        peers: match &args.peers {
+            Some(list) => Some(
+                Pool::parse_list(list)
+                    .map_err(|e| format!("--peers: {e}"))?
+                    .nodes()
+                    .to_vec(),
+            ),
+            None => None,
+        },
         cache: cache_config(&args.cache)?,
         rng_seed: os_seed(),
         body_max_bytes: args.item_max_bytes,

@@ -234,18 +234,23 @@ pub async fn start_up(settings: UpSettings) -> Result<Up, String> {
     let frontend_listener = bind(settings.frontend_port).await?;
     let frontend_addr = frontend_listener.local_addr();
 
-    let mut nodes = Vec::new();
-    for (slot, &port) in settings.node_ports.iter().enumerate() {
+    // Every slot's listener first: each node is told all the slots (its peers).
+    let mut listeners = Vec::new();
+    for &port in &settings.node_ports {
         let listener = bind(port).await?;
         let node_id = NodeId::new(&listener.local_addr()).map_err(|e| e.to_string())?;
+        listeners.push((listener, node_id));
+    }
+    let slots: Vec<NodeId> = listeners.iter().map(|(_, id)| id.clone()).collect();
+    let mut nodes = Vec::new();
+    for (slot, (listener, node_id)) in listeners.into_iter().enumerate() {
         nodes.push(start_node(
-            node_settings(&settings, slot, node_id, manager_port),
+            node_settings(&settings, slot, node_id, manager_port, &slots),
             Box::new(listener),
             connector.clone(),
             shutdown.child_token(),
         ));
     }
-    let slots: Vec<NodeId> = nodes.iter().map(|n| n.state.node_id().clone()).collect();
     let node_addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
 
     let mut manager_settings = ManagerSettings::new(slots);
@@ -302,12 +307,14 @@ fn node_settings(
     slot: usize,
     node_id: NodeId,
     manager_port: u16,
+    peers: &[NodeId],
 ) -> NodeSettings {
     NodeSettings {
         node_id,
         node_port: crate::cli::NODE_PORT_DEFAULT,
         manager_host: Some(settings.host.clone()),
         manager_port: Some(manager_port),
+        peers: Some(peers.to_vec()),
         cache: settings.cache,
         rng_seed: settings.rng_seed.wrapping_add(slot as u64 + 1),
         body_max_bytes: settings.upload_max_bytes + 1024,
@@ -361,7 +368,13 @@ impl Up {
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let node_id = NodeId::new(&addr).map_err(|e| e.to_string())?;
         self.nodes[slot] = Some(start_node(
-            node_settings(&self.settings, slot, node_id, port_of(&self.manager.addr)),
+            node_settings(
+                &self.settings,
+                slot,
+                node_id,
+                port_of(&self.manager.addr),
+                self.manager.state.slots(),
+            ),
             Box::new(listener),
             Arc::new(TokioConnector),
             self.shutdown.child_token(),

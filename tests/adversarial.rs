@@ -405,10 +405,11 @@ async fn trickling_bodies_are_cut_at_their_deadline() {
     up.stop().await;
 }
 
-/// Finding 3 (the callback): a move order that names another port does not make
-/// the node call that port; it calls back the manager it was configured with.
+/// Finding 3 (move orders): a move order that names another port does not make
+/// the node call that port (it calls back the manager it was configured with),
+/// and one that names a destination outside the cluster's slots is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_calls_back_only_its_own_manager() {
+async fn a_node_sends_keys_and_calls_back_only_within_its_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = settings(dir.path());
     settings.secrets = secrets();
@@ -436,5 +437,25 @@ async fn a_node_calls_back_only_its_own_manager() {
     // connection would be waiting now.
     let called = tokio::time::timeout(std::time::Duration::from_millis(300), decoy.accept()).await;
     assert!(called.is_err(), "the node called the port the order named");
+
+    // Nor does it hand a key to a destination outside the cluster's slots.
+    api.upload_ok("cat", &image_bytes("cat", 1)).await;
+    assert_eq!(api.image("cat").await.body, image_bytes("cat", 1));
+    let order = format!("{{\"port\":-1,\"dest\":{{\"127.0.0.1:{decoy_port}\":[\"cat\"]}}}}");
+    for node in up.node_addrs().to_vec() {
+        let reply = send(
+            &api,
+            Method::POST,
+            &node,
+            memring::node::protocol::MOVE_KEYS_PATH,
+            &[json_type(), cluster(CLUSTER)],
+            order.as_bytes(),
+        )
+        .await;
+        assert_error(&reply, StatusCode::BAD_REQUEST);
+    }
+    let called = tokio::time::timeout(std::time::Duration::from_millis(300), decoy.accept()).await;
+    assert!(called.is_err(), "a key was sent outside the cluster");
+    assert_eq!(api.image("cat").await.body, image_bytes("cat", 1));
     up.stop().await;
 }

@@ -322,6 +322,7 @@ pub fn build(spec: &WorldSpec) -> World {
                     node_port: NODE_PORT,
                     manager_host: Some("manager".to_owned()),
                     manager_port: Some(MANAGER_PORT),
+                    peers: Some(node_ids(&spec.slots)),
                     cache: spec.cache,
                     rng_seed: spec.seed.wrapping_mul(31).wrapping_add(slot as u64),
                     body_max_bytes: 4 * 1024 * 1024,

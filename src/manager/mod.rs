@@ -266,6 +266,11 @@ impl ManagerState {
         }
     }
 
+    /// The node slots it was given.
+    pub fn slots(&self) -> &[NodeId] {
+        &self.settings.slots
+    }
+
     /// The pool in join order.
     pub fn pool(&self) -> Vec<NodeId> {
         self.inner().pool.clone()

@@ -83,6 +83,10 @@ pub struct NodeSettings {
     /// The manager's port. When set, the callback goes there whatever port a
     /// move order names: a node calls back only the manager it was given.
     pub manager_port: Option<u16>,
+    /// The node slots of the cluster, as the manager is given them. When set, a
+    /// move order that names any other destination is refused: keys go only to
+    /// nodes of this cluster.
+    pub peers: Option<Vec<NodeId>>,
     pub cache: CacheConfig,
     /// Seed of the random replacement policy.
     pub rng_seed: u64,
@@ -404,6 +408,19 @@ async fn move_keys(
     let fences = parse_fences(&headers);
     if payload.port != crate::balance::STAYING_PORT && !(1..=65535).contains(&payload.port) {
         return Err(ApiError::bad_request("port must be -1 or a TCP port"));
+    }
+    if let Some(peers) = &state.settings.peers {
+        if let Some((stranger, _)) = payload
+            .dest
+            .0
+            .iter()
+            .find(|(node, _)| !peers.contains(node))
+        {
+            return Err(ApiError::bad_request(format!(
+                "destination {} is not a node of this cluster",
+                crate::error::echo(stranger.as_str())
+            )));
+        }
     }
     let report = hand_over(&state, &payload, &fences).await;
     tracing::info!(
