@@ -19,6 +19,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
 use http::{HeaderMap, StatusCode};
 use rand::RngCore;
 
@@ -166,6 +167,22 @@ pub async fn guard(State(gate): State<Gate>, request: Request, next: Next) -> Re
         Ok(()) => next.run(request).await,
         Err(refusal) => refusal.into_response(),
     }
+}
+
+/// [`guard`] as a plain function pointer, so that its layer has a type to name.
+type GuardFn = fn(State<Gate>, Request, Next) -> BoxFuture<'static, Response>;
+
+/// The layer that guards a route (or a group of routes) with `access`.
+pub fn layer(
+    secrets: &Secrets,
+    access: Access,
+) -> axum::middleware::FromFnLayer<GuardFn, Gate, (State<Gate>, Request)> {
+    let guard_boxed: GuardFn = |state, request, next| Box::pin(guard(state, request, next));
+    let gate = Gate {
+        secrets: secrets.clone(),
+        access,
+    };
+    axum::middleware::from_fn_with_state(gate, guard_boxed)
 }
 
 #[cfg(test)]

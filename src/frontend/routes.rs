@@ -18,7 +18,7 @@ use super::rebalance::{clear_cache, parse_members, rebalance_to, Directive};
 use super::upload::{store, Upload};
 use super::{lock, FrontendState};
 use crate::api::{self, ApiError, JsonBody, PathParam};
-use crate::auth::{Access, Gate};
+use crate::auth::Access;
 use crate::key::validate_key;
 use crate::net::budget::BudgetedBody;
 
@@ -33,15 +33,7 @@ const KEY_FIELD_BYTES_MAX: usize = 1024;
 
 pub fn router(state: Arc<FrontendState>) -> Router {
     let body_max_bytes = state.settings.upload_max_bytes + MULTIPART_OVERHEAD_BYTES;
-    let gate = |access| {
-        axum::middleware::from_fn_with_state(
-            Gate {
-                secrets: state.settings.secrets.clone(),
-                access,
-            },
-            crate::auth::guard,
-        )
-    };
+    let gate = |access| crate::auth::layer(&state.settings.secrets, access);
     Router::new()
         .route("/api/upload", post(upload))
         .route("/api/list_keys", post(list_keys).get(list_keys))

@@ -13,21 +13,13 @@ use serde_json::{json, Value};
 
 use super::{ManagerState, Mode};
 use crate::api::{self, ApiError, JsonBody};
-use crate::auth::{Access, Gate};
+use crate::auth::Access;
 use crate::autoscale::AutoParams;
 use crate::node::CacheConfig;
 use crate::ring::NodeId;
 
 pub fn router(state: Arc<ManagerState>) -> Router {
-    let gate = |access| {
-        axum::middleware::from_fn_with_state(
-            Gate {
-                secrets: state.settings.secrets.clone(),
-                access,
-            },
-            crate::auth::guard,
-        )
-    };
+    let gate = |access| crate::auth::layer(&state.settings.secrets, access);
     // Reading is open; changing anything takes the admin token, and the
     // hand-over callback the cluster token.
     Router::new()

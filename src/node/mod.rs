@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::{self, ApiError, JsonBody, PathParam, RawBody};
-use crate::auth::{Access, Gate, Secrets};
+use crate::auth::{Access, Secrets};
 use crate::balance::MoveKeysPayload;
 use crate::cache::store::{CacheStore, Entry, Policy, PutError, PutOutcome, MB};
 use crate::net::client::HttpClient;
@@ -201,13 +201,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/api/cache/keys", get(keys))
         .route(protocol::MOVE_KEYS_PATH, post(move_keys))
         // Every call but the health check is internal to the cluster.
-        .route_layer(middleware::from_fn_with_state(
-            Gate {
-                secrets: state.settings.secrets.clone(),
-                access: Access::Cluster,
-            },
-            crate::auth::guard,
-        ))
+        .route_layer(crate::auth::layer(&state.settings.secrets, Access::Cluster))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(api::not_found_fallback)
         .method_not_allowed_fallback(|| async { api::method_not_allowed() })
