@@ -6,8 +6,10 @@
 //! with the largest version, deletes that raise a key's floor to the top, a
 //! capacity of 0, clears and move orders sent to the nodes (forged puts); the
 //! hand-over callback; resizes and clears. Half are sent with no token, half with
-//! a wrong one. Every one must be refused with 401, and the checker must see no
-//! stale or foreign image and a pool that follows the manager.
+//! a wrong one. Every one must be refused with 401. One forged put in four comes
+//! from an insider instead: it holds the cluster token but not the node's fence,
+//! and must be refused with 409. The checker must see no stale or foreign image
+//! and a pool that follows the manager.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -69,7 +71,7 @@ fn attack(kind: u32, node: &str, key: &str) -> Attack {
                 "epoch": u64::MAX,
             })),
         },
-        1 => Attack {
+        FORGED_PUT => Attack {
             what: "forged put",
             method: Method::PUT,
             addr: node_addr,
@@ -149,7 +151,11 @@ fn attack(kind: u32, node: &str, key: &str) -> Attack {
     }
 }
 
-/// Attacks until the window ends; any answer but 401 is a problem.
+/// The kind of [`attack`] that is a forged put.
+const FORGED_PUT: u32 = 1;
+
+/// Attacks until the window ends; any answer but the expected refusal is a
+/// problem.
 async fn attack_loop(seed: u64, slots: Vec<String>, problems: Problems) -> u64 {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x2064e);
     let (bare, wrong) = (sim_client(5_000), sim_client(5_000));
@@ -162,6 +168,10 @@ async fn attack_loop(seed: u64, slots: Vec<String>, problems: Problems) -> u64 {
             AUTHORIZATION,
             HeaderValue::from_static("Bearer not-the-admin-token-0000"),
         );
+    let inside = sim_client(5_000).with_default_header(
+        HeaderName::from_static(CLUSTER_TOKEN_HEADER),
+        HeaderValue::from_static(crate::world::CLUSTER_TOKEN),
+    );
     let mut refused = 0;
     while crate::history::now_ms() < ATTACK_WINDOW_MS {
         tokio::time::sleep(Duration::from_millis(
@@ -170,8 +180,17 @@ async fn attack_loop(seed: u64, slots: Vec<String>, problems: Problems) -> u64 {
         .await;
         let node = &slots[rng.gen_range(0..slots.len())];
         let key = key_name(rng.gen_range(0..4));
-        let attack = attack(rng.gen_range(0..9), node, &key);
-        let client = if rng.gen_bool(0.5) { &bare } else { &wrong };
+        let kind = rng.gen_range(0..9);
+        let attack = attack(kind, node, &key);
+        // An insider's forged put: the cluster token, a made-up fence.
+        let insider = kind == FORGED_PUT && rng.gen_bool(0.25);
+        let (client, expected) = if insider {
+            (&inside, StatusCode::CONFLICT)
+        } else if rng.gen_bool(0.5) {
+            (&bare, StatusCode::UNAUTHORIZED)
+        } else {
+            (&wrong, StatusCode::UNAUTHORIZED)
+        };
         let reply = client
             .send(
                 attack.method.clone(),
@@ -182,13 +201,22 @@ async fn attack_loop(seed: u64, slots: Vec<String>, problems: Problems) -> u64 {
             )
             .await;
         match reply {
-            Ok(reply) if reply.status == StatusCode::UNAUTHORIZED => refused += 1,
+            Ok(reply) if reply.status == expected => refused += 1,
             Ok(reply) => problem(
                 &problems,
                 Invariant::Guarded,
                 format!(
-                    "{} ({} {}{}) without the right token was answered {}",
-                    attack.what, attack.method, attack.addr, attack.path, reply.status
+                    "{} ({} {}{}{}) was answered {}, not {expected}",
+                    attack.what,
+                    attack.method,
+                    attack.addr,
+                    attack.path,
+                    if insider {
+                        ", with the cluster token but a forged fence"
+                    } else {
+                        ", without the right token"
+                    },
+                    reply.status
                 ),
             ),
             // No fault is injected, but a call may still time out under load.
