@@ -77,6 +77,19 @@ struct Needs {
     admin: bool,
 }
 
+impl Needs {
+    /// The front-end, the manager and `memring up` check both tokens.
+    const BOTH: Needs = Needs {
+        cluster: true,
+        admin: true,
+    };
+    /// A cache node checks the cluster token only.
+    const CLUSTER: Needs = Needs {
+        cluster: true,
+        admin: false,
+    };
+}
+
 /// The secrets of a role from its arguments. A role bound beyond loopback must
 /// have the tokens it `needs`, unless `--insecure-no-token`; `generated` is
 /// the cluster token `memring up` makes when none is given.
@@ -128,15 +141,11 @@ fn port_of(addr: &str) -> Option<u16> {
 pub async fn run_up(args: UpArgs) -> Result<(), String> {
     // The roles share a cluster token of this run unless one is given.
     let generated = Token::generate(&mut rand::rngs::OsRng);
-    let both = Needs {
-        cluster: true,
-        admin: true,
-    };
     let secrets = secrets_of(
         "memring up",
         &args.tokens,
         &args.host,
-        both,
+        Needs::BOTH,
         Some(generated),
     )?;
     let mut settings = UpSettings::new(args.data_dir.clone());
@@ -181,10 +190,7 @@ pub async fn run_frontend(args: FrontendArgs) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?,
     );
-    let needs = Needs {
-        cluster: true,
-        admin: true,
-    };
+    let needs = Needs::BOTH;
     let secrets = secrets_of(
         "the front-end",
         &args.tokens,
@@ -225,10 +231,7 @@ pub async fn run_frontend(args: FrontendArgs) -> Result<(), String> {
 }
 
 pub async fn run_cache_node(args: CacheNodeArgs) -> Result<(), String> {
-    let needs = Needs {
-        cluster: true,
-        admin: false,
-    };
+    let needs = Needs::CLUSTER;
     let secrets = secrets_of(
         "the cache node",
         &args.tokens,
@@ -275,10 +278,7 @@ pub async fn run_cache_node(args: CacheNodeArgs) -> Result<(), String> {
 
 pub async fn run_manager(args: ManagerArgs) -> Result<(), String> {
     let slots = Pool::parse_list(&args.nodes).map_err(|e| e.to_string())?;
-    let needs = Needs {
-        cluster: true,
-        admin: true,
-    };
+    let needs = Needs::BOTH;
     let secrets = secrets_of(
         "the manager",
         &args.tokens,
@@ -322,11 +322,6 @@ mod tests {
         }
     }
 
-    const BOTH: Needs = Needs {
-        cluster: true,
-        admin: true,
-    };
-
     #[test]
     fn loopback_hosts_are_told_apart() {
         for host in ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"] {
@@ -342,25 +337,22 @@ mod tests {
     #[test]
     fn beyond_loopback_a_role_needs_its_tokens() {
         let open = tokens(None, None, false);
-        let error = secrets_of("front-end", &open, "0.0.0.0", BOTH, None).unwrap_err();
+        let error = secrets_of("front-end", &open, "0.0.0.0", Needs::BOTH, None).unwrap_err();
         assert!(
             error.contains("MEMRING_CLUSTER_TOKEN and MEMRING_ADMIN_TOKEN"),
             "{error}"
         );
         // On loopback the calls may stay open.
-        let secrets = secrets_of("front-end", &open, "127.0.0.1", BOTH, None).unwrap();
+        let secrets = secrets_of("front-end", &open, "127.0.0.1", Needs::BOTH, None).unwrap();
         assert!(secrets.cluster.is_none() && secrets.admin.is_none());
         // Or when the operator says so.
         let insecure = tokens(None, None, true);
-        assert!(secrets_of("front-end", &insecure, "0.0.0.0", BOTH, None).is_ok());
+        assert!(secrets_of("front-end", &insecure, "0.0.0.0", Needs::BOTH, None).is_ok());
         // A node needs no admin token.
         let cluster_only = tokens(Some("cluster-secret-0001"), None, false);
-        let node = Needs {
-            cluster: true,
-            admin: false,
-        };
+        let node = Needs::CLUSTER;
         assert!(secrets_of("cache node", &cluster_only, "0.0.0.0", node, None).is_ok());
-        assert!(secrets_of("manager", &cluster_only, "0.0.0.0", BOTH, None).is_err());
+        assert!(secrets_of("manager", &cluster_only, "0.0.0.0", Needs::BOTH, None).is_err());
     }
 
     #[test]
@@ -371,7 +363,7 @@ mod tests {
             "memring up",
             &admin,
             "0.0.0.0",
-            BOTH,
+            Needs::BOTH,
             Some(generated.clone()),
         );
         assert_eq!(secrets.unwrap().cluster, Some(generated.clone()));
@@ -380,14 +372,21 @@ mod tests {
             Some("admin-secret-00001"),
             false,
         );
-        let secrets = secrets_of("memring up", &given, "0.0.0.0", BOTH, Some(generated)).unwrap();
+        let secrets = secrets_of(
+            "memring up",
+            &given,
+            "0.0.0.0",
+            Needs::BOTH,
+            Some(generated),
+        )
+        .unwrap();
         assert_eq!(secrets.cluster.unwrap().expose(), "cluster-secret-0001");
     }
 
     #[test]
     fn a_bad_token_names_its_setting() {
         let short = tokens(Some("short"), None, false);
-        let error = secrets_of("cache node", &short, "127.0.0.1", BOTH, None).unwrap_err();
+        let error = secrets_of("cache node", &short, "127.0.0.1", Needs::BOTH, None).unwrap_err();
         assert!(error.starts_with("MEMRING_CLUSTER_TOKEN: "), "{error}");
     }
 }

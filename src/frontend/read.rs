@@ -12,6 +12,7 @@ use super::{lock, FrontendState};
 use crate::api::ApiError;
 use crate::key::validate_key;
 use crate::net::budget::Share;
+use crate::net::client::content_length;
 use crate::node::protocol::{
     item_path, FenceRefusal, FENCE_CURRENT_HEADER, FENCE_HEADER, FENCE_MISMATCH_HEADER,
     VERSION_HEADER,
@@ -34,7 +35,7 @@ pub struct Image {
 }
 
 /// The answer when the response budget is spent.
-fn budget_spent() -> ApiError {
+pub(super) fn budget_spent() -> ApiError {
     ApiError::unavailable("too many large answers are in flight; try again shortly")
 }
 
@@ -58,11 +59,7 @@ pub async fn read(state: &Arc<FrontendState>, key: &str) -> Result<Image, ApiErr
             if status != StatusCode::OK {
                 return Some(None);
             }
-            let length = headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(state.settings.upload_max_bytes as u64);
+            let length = content_length(headers).unwrap_or(state.settings.upload_max_bytes as u64);
             state.budget.try_take(length).map(Some)
         };
         match state

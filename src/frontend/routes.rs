@@ -196,9 +196,7 @@ async fn key_content(
     let base64_share = state
         .budget
         .try_take(image.bytes.len() as u64 / 3 + 1024)
-        .ok_or_else(|| {
-            ApiError::unavailable("too many large answers are in flight; try again shortly")
-        })?;
+        .ok_or_else(super::read::budget_spent)?;
     let encoded = base64::engine::general_purpose::STANDARD.encode(&image.bytes);
     let response = api::ok_with(json!({
         "content": format!("data:{};base64,{encoded}", image.mime),

@@ -75,6 +75,16 @@ impl Reply {
     }
 }
 
+/// The `Content-Length` an answer announces, if it announces a valid one.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// Peers with a connection pool of their own; past it, peers share one.
 const PEER_POOLS_MAX: usize = 64;
 
@@ -260,12 +270,8 @@ impl HttpClient {
             };
             // Read into one buffer of the announced size: collecting the frames
             // first and joining them after would hold the body twice.
-            let announced = parts
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(0)
+            let announced = content_length(&parts.headers)
+                .map_or(0, |length| usize::try_from(length).unwrap_or(usize::MAX))
                 .min(self.settings.body_max_bytes);
             let mut buffer = bytes::BytesMut::with_capacity(announced);
             let mut body = std::pin::pin!(Limited::new(body, self.settings.body_max_bytes));
