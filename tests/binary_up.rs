@@ -8,15 +8,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::json;
-use http::{Method, StatusCode};
+use common::{json, log_field};
 use memring::net::client::{ClientSettings, HttpClient};
 use memring::net::TokioConnector;
-
-fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
-    let start = line.find(&format!("{name}="))? + name.len() + 1;
-    line[start..].split_whitespace().next()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memring_up_serves_logs_the_rebalance_and_stops_on_sigterm() {
@@ -56,8 +50,8 @@ async fn memring_up_serves_logs_the_rebalance_and_stops_on_sigterm() {
         let line = next_line("start-up");
         if line.contains("memring is up") {
             break (
-                field(&line, "frontend").unwrap().to_owned(),
-                field(&line, "manager").unwrap().to_owned(),
+                log_field(&line, "frontend").unwrap().to_owned(),
+                log_field(&line, "manager").unwrap().to_owned(),
             );
         }
     };
@@ -70,25 +64,7 @@ async fn memring_up_serves_logs_the_rebalance_and_stops_on_sigterm() {
         frontend: frontend.clone(),
         manager: manager.clone(),
     };
-    // The front-end becomes ready once it has the manager's pool.
-    let mut ready = false;
-    for _ in 0..100 {
-        let reply = api
-            .call(
-                Method::GET,
-                &frontend,
-                "/healthz",
-                bytes::Bytes::new(),
-                None,
-            )
-            .await;
-        if reply.status == StatusCode::OK {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "the front-end became ready");
+    assert!(api.wait_healthy().await, "the front-end became ready");
     api.upload_ok("k1", b"\x89PNG\r\n\x1a\none").await;
     assert_eq!(&api.image("k1").await.body[..], b"\x89PNG\r\n\x1a\none");
     let reply = api.resize("increase").await;

@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use memring::net::client::{ClientSettings, HttpClient};
 use memring::net::TokioConnector;
 
@@ -42,11 +42,6 @@ impl Drop for Running {
     }
 }
 
-fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
-    let start = line.find(&format!("{name}="))? + name.len() + 1;
-    line[start..].split_whitespace().next()
-}
-
 #[test]
 fn clients_that_stop_reading_hold_bounded_memory_and_are_dropped() {
     let dir = tempfile::tempdir().unwrap();
@@ -65,7 +60,7 @@ fn clients_that_stop_reading_hold_bounded_memory_and_are_dropped() {
     let frontend = loop {
         let line = lines.next().expect("a log line").unwrap();
         if line.contains("memring is up") {
-            break field(&line, "frontend").unwrap().to_owned();
+            break common::log_field(&line, "frontend").unwrap().to_owned();
         }
     };
     // Keep draining the log so the child never blocks on a full pipe.
@@ -90,21 +85,7 @@ fn clients_that_stop_reading_hold_bounded_memory_and_are_dropped() {
             frontend: frontend.clone(),
             manager: String::new(),
         };
-        for _ in 0..200 {
-            let reply = api
-                .call(
-                    Method::GET,
-                    &frontend,
-                    "/healthz",
-                    bytes::Bytes::new(),
-                    None,
-                )
-                .await;
-            if reply.status == StatusCode::OK {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        assert!(api.wait_healthy().await, "the front-end became ready");
         api.upload_ok("big", &image).await;
         // Read twice: the second read is a cache hit.
         for _ in 0..2 {

@@ -140,6 +140,35 @@ impl Api {
     }
 }
 
+/// The value of `name=` in a log line (up to the next space).
+pub fn log_field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let start = line.find(&format!("{name}="))? + name.len() + 1;
+    line[start..].split_whitespace().next()
+}
+
+impl Api {
+    /// Waits (up to 5 s) until the front-end answers `/healthz` with 200, as it
+    /// does once it has the manager's pool.
+    pub async fn wait_healthy(&self) -> bool {
+        for _ in 0..100 {
+            let reply = self
+                .call(
+                    Method::GET,
+                    &self.frontend.clone(),
+                    "/healthz",
+                    Bytes::new(),
+                    None,
+                )
+                .await;
+            if reply.status == StatusCode::OK {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+}
+
 pub fn encode(key: &str) -> String {
     percent_encoding::utf8_percent_encode(key, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
