@@ -169,3 +169,27 @@ where
             })
     }
 }
+
+/// Largest pool the service runs (the manager has at most 8 node slots).
+pub const POOL_NODES_MAX: usize = crate::autoscale::POOL_SIZE_MAX;
+
+/// Parses and checks a list of node ids for a pool of the service.
+pub fn parse_members(ids: &[String]) -> Result<Vec<crate::ring::NodeId>, ApiError> {
+    if ids.is_empty() {
+        return Err(ApiError::bad_request("a pool lists at least one node"));
+    }
+    if ids.len() > POOL_NODES_MAX {
+        return Err(ApiError::bad_request(format!(
+            "the list names {} nodes; a pool holds at most {POOL_NODES_MAX}",
+            ids.len()
+        )));
+    }
+    let nodes = ids
+        .iter()
+        .map(|id| crate::ring::NodeId::new(id.trim()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    crate::ring::Pool::new(nodes.clone())
+        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    Ok(nodes)
+}

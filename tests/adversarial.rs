@@ -116,6 +116,39 @@ async fn internal_and_admin_calls_need_their_tokens() {
     )
     .await;
     assert_error(&reply, StatusCode::BAD_REQUEST);
+    // With the cluster token and an epoch it could take, or none (the documented
+    // payload), a pool that is not the manager's is refused: the front-end takes
+    // pools from the manager only.
+    for body in [
+        br#"{"node_ip":["127.0.0.1:26001"],"mode":"manual","change":"increase","epoch":9007199254740992}"#
+            .as_slice(),
+        br#"{"node_ip":["127.0.0.1:26001"],"mode":"manual","change":"increase"}"#.as_slice(),
+    ] {
+        let reply = send(&api, Method::POST, &frontend, "/api/notify", &headers, body).await;
+        assert_error(&reply, StatusCode::CONFLICT);
+    }
+    let pool_after = json(
+        &api.call(Method::GET, &frontend, "/api/pool", Bytes::new(), None)
+            .await,
+    );
+    assert_eq!(pool_before["pool"], pool_after["pool"]);
+    assert_eq!(pool_before["epoch"], pool_after["epoch"]);
+    assert_eq!(api.image("cat").await.body, png);
+    // The manager's own pool, told again, is taken (it changes nothing).
+    let managers = format!(
+        r#"{{"node_ip":{},"mode":"manual","change":"increase"}}"#,
+        pool_before["pool"]
+    );
+    let reply = send(
+        &api,
+        Method::POST,
+        &frontend,
+        "/api/notify",
+        &headers,
+        managers.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
 
     // Finding 3: every node endpoint but /healthz needs the cluster token.
     let item = "/api/cache/item/ghost";
@@ -185,8 +218,15 @@ async fn internal_and_admin_calls_need_their_tokens() {
     assert_eq!(api.image("cat").await.body, png);
 
     // Administrative calls: refused without the admin token, taken with it.
-    let admin_calls: [(Method, &str, &str, &[u8]); 5] = [
+    let pick = format!(r#"{{"node_ip_list":["{node}"]}}"#);
+    let admin_calls: [(Method, &str, &str, &[u8]); 6] = [
         (Method::DELETE, frontend.as_str(), "/api/clear/cache", b""),
+        (
+            Method::POST,
+            manager.as_str(),
+            "/api/manager/pool_node_list",
+            pick.as_bytes(),
+        ),
         (
             Method::POST,
             manager.as_str(),
@@ -286,6 +326,34 @@ async fn internal_and_admin_calls_need_their_tokens() {
             .map(Vec::len),
         Some(2)
     );
+    // The administrator picks the nodes through the manager, and the front-end
+    // follows: the only way to name a pool.
+    let reply = send(
+        &api,
+        Method::POST,
+        &manager,
+        "/api/manager/pool_node_list",
+        &[json_type(), bearer(ADMIN)],
+        pick.as_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let pool = json(
+        &api.call(Method::GET, &frontend, "/api/pool", Bytes::new(), None)
+            .await,
+    );
+    assert_eq!(pool["pool"], serde_json::json!([node]));
+    // A node that is not one of the manager's slots cannot be picked.
+    let reply = send(
+        &api,
+        Method::POST,
+        &manager,
+        "/api/manager/pool_node_list",
+        &[json_type(), bearer(ADMIN)],
+        br#"{"node_ip_list":["127.0.0.1:26001"]}"#,
+    )
+    .await;
+    assert_error(&reply, StatusCode::BAD_REQUEST);
     up.stop().await;
 }
 

@@ -326,10 +326,11 @@ impl Driver {
             .ok()
     }
 
-    /// Notifies the front-end directly of a new pool.
-    pub async fn notify(&self, members: &[&str], change: &str) -> bool {
-        let body = serde_json::json!({"node_ip": members, "mode": "manual", "change": change});
-        self.call_json(Method::POST, false, "/api/notify", &body)
+    /// Sets the manager's pool to exactly `members` (an operator picking the
+    /// nodes); the manager tells the front-end.
+    pub async fn set_pool(&self, members: &[&str]) -> bool {
+        let body = serde_json::json!({ "node_ip_list": members });
+        self.call_json(Method::POST, true, "/api/manager/pool_node_list", &body)
             .await
             .is_some_and(|reply| reply.status.is_success())
     }

@@ -26,6 +26,7 @@ use crate::ring::{NodeId, Pool};
 use crate::storage::{BlobStore, KeyIndex};
 
 pub use rebalance::PoolListing;
+pub use routes::EPOCH_MAX;
 
 /// Default response budget, in bytes (128 MiB: four of the largest images).
 pub const RESPONSE_BUDGET_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;

@@ -10,15 +10,13 @@ use http::Method;
 use serde::Deserialize;
 
 use super::{clear_node, clear_nodes, lock, FrontendState, Routing};
+use crate::api::parse_members;
 use crate::api::ApiError;
 use crate::assign::Assignment;
 use crate::balance::{plan_from, plan_to, BalancePlan, PlanSettings};
 use crate::node::protocol::{FENCES_HEADER, MOVE_KEYS_PATH};
 use crate::render::plan_lines;
 use crate::ring::{NodeId, Pool};
-
-/// Largest pool the service runs (the manager has 8 node slots).
-pub const POOL_NODES_MAX: usize = 8;
 
 /// The manager's answer to `GET /api/manager/pool_node_list`.
 #[derive(Debug, Deserialize)]
@@ -44,26 +42,6 @@ pub struct Rebalanced {
     pub plan: BalancePlan,
     /// Move orders that were not confirmed.
     pub failed_orders: usize,
-}
-
-/// Parses and checks a list of node ids for a pool of the service.
-pub fn parse_members(ids: &[String]) -> Result<Vec<NodeId>, ApiError> {
-    if ids.is_empty() {
-        return Err(ApiError::bad_request("node_ip must list at least one node"));
-    }
-    if ids.len() > POOL_NODES_MAX {
-        return Err(ApiError::bad_request(format!(
-            "node_ip lists {} nodes; the pool holds at most {POOL_NODES_MAX}",
-            ids.len()
-        )));
-    }
-    let nodes = ids
-        .iter()
-        .map(|id| NodeId::new(id.trim()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| ApiError::bad_request(error.to_string()))?;
-    Pool::new(nodes.clone()).map_err(|error| ApiError::bad_request(error.to_string()))?;
-    Ok(nodes)
 }
 
 /// Moves the pool to `members` (survivors keep their order, newcomers append).
@@ -114,10 +92,7 @@ pub async fn rebalance_to(
         });
     };
     let (old_pool, old_mapping) = (current.pool.clone(), current.mapping.clone());
-    if directive.epoch == Some(current.epoch)
-        && members.len() == old_pool.len()
-        && members.iter().all(|node| old_pool.contains(node))
-    {
+    if directive.epoch == Some(current.epoch) && same_members(&old_pool, members) {
         // The pool in force, told again (a re-notify, or the manager's answer
         // after the front-end took the pool from it): nothing to do.
         let plan = plan_to(
@@ -275,48 +250,89 @@ impl Drop for HandedOver<'_> {
     }
 }
 
-/// Asks the manager for its pool and moves to it if it differs from the one in force.
+/// How long the front-end waits for the manager's pool listing.
+pub const MANAGER_LISTING_TIMEOUT_MS: u64 = 2_000;
+
+/// The pool the manager holds: its members and its directive.
+#[derive(Debug, Clone)]
+pub struct ManagerPool {
+    pub members: Vec<NodeId>,
+    pub directive: Directive,
+}
+
+impl ManagerPool {
+    pub fn epoch(&self) -> u64 {
+        self.directive.epoch.unwrap_or(0)
+    }
+}
+
+/// Asks the manager for its pool (`None`: no manager is configured).
+pub async fn manager_pool(state: &Arc<FrontendState>) -> Option<Result<ManagerPool, String>> {
+    let manager = state.settings.manager_addr.as_ref()?;
+    let fetched = async {
+        let reply = state
+            .client
+            .send_with_timeout(
+                Method::GET,
+                manager,
+                "/api/manager/pool_node_list",
+                &[],
+                Bytes::new(),
+                MANAGER_LISTING_TIMEOUT_MS,
+            )
+            .await
+            .map_err(|error| error.to_string())?;
+        #[derive(Deserialize)]
+        struct Envelope {
+            content: PoolListing,
+        }
+        let envelope: Envelope = reply
+            .json()
+            .ok_or_else(|| format!("unexpected pool answer ({})", reply.status))?;
+        let members = parse_members(&envelope.content.node_ip_list).map_err(|e| e.message)?;
+        Ok(ManagerPool {
+            members,
+            directive: Directive {
+                epoch: envelope.content.epoch,
+                assignment: envelope.content.assignment,
+            },
+        })
+    };
+    Some(fetched.await)
+}
+
+/// Whether the pool in force is the manager's, or newer than it (a manager that
+/// lost its saved state is behind; it moves past the front-end's epoch when its
+/// next notify is refused, see `ManagerState::notify_frontend`).
+fn holds(routing: &Routing, managers: &ManagerPool) -> bool {
+    managers.epoch() < routing.epoch
+        || (managers.epoch() == routing.epoch && same_members(&routing.pool, &managers.members))
+}
+
+/// Whether `pool` has exactly the nodes `members` (in any order).
+pub fn same_members(pool: &Pool, members: &[NodeId]) -> bool {
+    pool.len() == members.len() && members.iter().all(|node| pool.contains(node))
+}
+
+/// Asks the manager for its pool and moves to it if it is not the one in force.
+/// The manager is the source of truth: whatever the front-end was told, it ends
+/// up on the manager's pool and epoch within one sync interval.
 pub async fn sync_with_manager(state: &Arc<FrontendState>) -> Result<(), String> {
-    let Some(manager) = &state.settings.manager_addr else {
+    let Some(fetched) = manager_pool(state).await else {
         return Ok(());
     };
-    let reply = state
-        .client
-        .send(
-            Method::GET,
-            manager,
-            "/api/manager/pool_node_list",
-            &[],
-            Bytes::new(),
-        )
+    let managers = fetched?;
+    if state
+        .routing()
+        .is_some_and(|routing| holds(&routing, &managers))
+    {
+        return Ok(());
+    }
+    tracing::info!(nodes = ?managers.members, "pool differs from the manager's; rebalancing");
+    rebalance_to(state, &managers.members, &managers.directive)
         .await
-        .map_err(|error| error.to_string())?;
-    #[derive(Deserialize)]
-    struct Envelope {
-        content: PoolListing,
-    }
-    let envelope: Envelope = reply
-        .json()
-        .ok_or_else(|| format!("unexpected pool answer ({})", reply.status))?;
-    let members = parse_members(&envelope.content.node_ip_list).map_err(|e| e.message)?;
-    let directive = Directive {
-        epoch: envelope.content.epoch,
-        assignment: envelope.content.assignment,
-    };
-    // A pool told directly stands until the manager moves to a newer epoch; an
-    // older manager epoch is the manager's to fix (it moves past ours).
-    let same = state.routing().is_some_and(|routing| {
-        directive.epoch.unwrap_or(0) <= routing.epoch
-            || (routing.pool.len() == members.len()
-                && members.iter().all(|node| routing.pool.contains(node)))
-    });
-    if !same {
-        tracing::info!(nodes = ?members, "pool differs from the manager's; rebalancing");
-        rebalance_to(state, &members, &directive)
-            .await
-            .map_err(|error| error.message)?;
-    }
-    Ok(())
+        .map(|_| ())
+        .map_err(|error| error.message)
 }
 
 /// Clears each quarantined node; those that confirm are routed to again.

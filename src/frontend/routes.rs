@@ -14,9 +14,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::read::read;
-use super::rebalance::{clear_cache, parse_members, rebalance_to, Directive};
+use super::rebalance::{clear_cache, manager_pool, rebalance_to, Directive};
 use super::upload::{store, Upload};
 use super::{lock, FrontendState};
+use crate::api::parse_members;
 use crate::api::{self, ApiError, JsonBody, PathParam};
 use crate::auth::Access;
 use crate::key::validate_key;
@@ -288,30 +289,64 @@ async fn notify(
         )));
     }
     let members = parse_members(&notify.node_ip)?;
-    let directive = Directive {
+    let told = Directive {
         epoch: notify.epoch,
         assignment: notify.assignment,
     };
+    // With a manager, a notify only prompts the front-end to take the manager's
+    // pool: whoever sends it, the front-end moves to no pool but the manager's.
+    let (members, directive) = match manager_pool(&state).await {
+        None => (members, told),
+        Some(Err(error)) => {
+            return Err(ApiError::unavailable(format!(
+                "the pool could not be confirmed with the manager: {error}"
+            )))
+        }
+        Some(Ok(managers)) => {
+            let superseded = told.epoch.is_some_and(|epoch| epoch < managers.epoch());
+            let agrees = told.epoch.is_none_or(|epoch| epoch == managers.epoch())
+                && managers.members.len() == members.len()
+                && members.iter().all(|node| managers.members.contains(node));
+            if !superseded && !agrees {
+                // Move to the manager's pool anyway (it may be newer than the
+                // one in force), then refuse what was told.
+                if let Err(error) =
+                    rebalance_to(&state, &managers.members, &managers.directive).await
+                {
+                    return epoch_refusal(&state, error);
+                }
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "this pool is not the manager's; the front-end follows the manager's pool",
+                ));
+            }
+            (managers.members, managers.directive)
+        }
+    };
     let done = match rebalance_to(&state, &members, &directive).await {
         Ok(done) => done,
-        Err(error) if error.status == StatusCode::CONFLICT => {
-            // Name the epoch in force, so that a manager that lost its state can
-            // move past it.
-            let epoch = state.routing().map_or(0, |routing| routing.epoch);
-            let mut response = error.into_response();
-            response.headers_mut().insert(
-                header::HeaderName::from_static(crate::node::protocol::EPOCH_HEADER),
-                HeaderValue::from(epoch),
-            );
-            return Ok(response);
-        }
-        Err(error) => return Err(error),
+        Err(error) => return epoch_refusal(&state, error),
     };
     Ok(api::ok_with(json!({
         "pool": done.plan.new_pool,
         "orders": done.plan.balance_result.len(),
         "failed_orders": done.failed_orders,
     })))
+}
+
+/// A refusal for an epoch older than the pool in force names that epoch, so that
+/// a manager that lost its state can move past it; other errors pass through.
+fn epoch_refusal(state: &FrontendState, error: ApiError) -> Result<Response, ApiError> {
+    if error.status != StatusCode::CONFLICT {
+        return Err(error);
+    }
+    let epoch = state.routing().map_or(0, |routing| routing.epoch);
+    let mut response = error.into_response();
+    response.headers_mut().insert(
+        header::HeaderName::from_static(crate::node::protocol::EPOCH_HEADER),
+        HeaderValue::from(epoch),
+    );
+    Ok(response)
 }
 
 async fn clear_data(State(state): State<Arc<FrontendState>>) -> Result<Response, ApiError> {
@@ -357,6 +392,7 @@ async fn pool(State(state): State<Arc<FrontendState>>) -> Response {
         .collect();
     api::ok_with(json!({
         "pool": routing.as_ref().map(|r| r.pool.clone()),
+        "epoch": routing.as_ref().map(|r| r.epoch),
         "mapping": routing.as_ref().map(|r| r.mapping.clone()),
         "quarantined": quarantined,
         "cached_keys": state.cached_keys().len(),

@@ -315,6 +315,35 @@ impl ManagerState {
         self.resize_locked(target, "manual").await
     }
 
+    /// Sets the pool to exactly `members`, by hand: survivors keep their join order
+    /// and newcomers are appended (see [`crate::ring::Pool::transition_to`]). Every
+    /// member must be a slot that is not ejected. This is how an operator picks the
+    /// nodes rather than the count; the front-end takes pools from the manager only.
+    pub async fn set_pool(self: &Arc<Self>, members: &[NodeId]) -> Result<Vec<NodeId>, ApiError> {
+        let _guard = self.resize_lock.lock().await;
+        let old = self.pool();
+        let ejected = self.inner().ejected.clone();
+        for node in members {
+            if !self.settings.slots.contains(node) {
+                return Err(ApiError::bad_request(format!(
+                    "{node} is not one of the manager's node slots"
+                )));
+            }
+            if ejected.contains(node) {
+                return Err(ApiError::bad_request(format!(
+                    "{node} is ejected (it fails its health checks)"
+                )));
+            }
+        }
+        let new = crate::ring::Pool::new(old.clone())
+            .and_then(|pool| pool.transition_to(members))
+            .map_err(|error| ApiError::bad_request(error.to_string()))?
+            .nodes()
+            .to_vec();
+        self.inner().mode = Mode::Manual;
+        self.change_pool_locked(old, new, "manual", true).await
+    }
+
     /// Resizes to `target` nodes. The caller holds `resize_lock`.
     async fn resize_locked(
         self: &Arc<Self>,

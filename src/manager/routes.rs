@@ -23,7 +23,12 @@ pub fn router(state: Arc<ManagerState>) -> Router {
     // Reading is open; changing anything takes the admin token, and the
     // hand-over callback the cluster token.
     Router::new()
-        .route("/api/manager/pool_node_list", get(pool_node_list))
+        .route(
+            "/api/manager/pool_node_list",
+            post(set_pool_node_list)
+                .route_layer(gate(Access::Admin))
+                .merge(get(pool_node_list)),
+        )
         .route("/api/manager/poolsize", get(poolsize))
         .route("/api/manager/poolsize/config", get(poolsize_config))
         .route(
@@ -80,6 +85,23 @@ async fn pool_node_list(State(state): State<Arc<ManagerState>>) -> Response {
         "epoch": epoch,
         "assignment": assignment,
     } }))
+}
+
+#[derive(Deserialize)]
+struct PoolNodeList {
+    node_ip_list: Vec<String>,
+}
+
+/// Sets the pool to exactly the nodes listed (slots of this manager), by hand.
+async fn set_pool_node_list(
+    State(state): State<Arc<ManagerState>>,
+    JsonBody(body): JsonBody<PoolNodeList>,
+) -> Result<Response, ApiError> {
+    let members = api::parse_members(&body.node_ip_list)?;
+    let pool = state.set_pool(&members).await?;
+    Ok(api::ok_with(json!({
+        "content": { "size": pool.len(), "node_ip_list": pool },
+    })))
 }
 
 async fn poolsize(State(state): State<Arc<ManagerState>>) -> Response {

@@ -468,21 +468,20 @@ pub fn run(run: &Run) -> RunOutput {
         let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(99));
         driver.wait_ready(30_000).await;
         // Resizes during the faults; they may fail while faults last. Now and
-        // then an operator tells the front-end a part of the manager's pool
-        // directly (the documented notify); it stands until the manager's next
-        // epoch.
+        // then an operator picks the nodes to keep instead (a part of the
+        // manager's pool, set through the manager), which may drop several at once.
         let mut size: usize = 1;
-        // Whether the last pool change was told to the front-end directly (then the
-        // two disagree until the manager's next epoch).
-        let mut last_direct = false;
         while crate::history::now_ms() < FAULT_WINDOW_MS {
             tokio::time::sleep(Duration::from_millis(rng.gen_range(600..3_000))).await;
             if rng.gen_bool(0.4) {
                 if let Some(pool) = driver.manager_pool().await.filter(|p| p.len() > 1) {
                     let keep = rng.gen_range(1..pool.len());
                     let members: Vec<&str> = pool[..keep].iter().map(String::as_str).collect();
-                    driver.notify(&members, "decrease").await;
-                    last_direct = true;
+                    if driver.set_pool(&members).await {
+                        size = keep;
+                    }
+                    // The size changed outside the resizes tracked below.
+                    resizes.lock().unwrap_or_else(|p| p.into_inner()).unknown_since = true;
                     continue;
                 }
             }
@@ -493,7 +492,6 @@ pub fn run(run: &Run) -> RunOutput {
             resize_started_ms.store(crate::history::now_ms().max(1), Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(rng.gen_range(50..400))).await;
             let reply = driver.resize_call(change).await;
-            last_direct = false;
             let mut known = resizes.lock().unwrap_or_else(|p| p.into_inner());
             match reply {
                 Ok(reply) if reply.status.is_success() => {
@@ -557,13 +555,10 @@ pub fn run(run: &Run) -> RunOutput {
             }
         }
         // The manager re-tells the front-end any pool it has not acknowledged, and
-        // moves past a newer epoch of the front-end's: they agree (unless the last
-        // change was told directly).
-        if !last_direct {
-            check_pool(&driver, None, &mut found).await;
-        }
-        // One more resize through the manager: its new epoch ends any pool told
-        // directly, and the front-end must follow it.
+        // moves past a newer epoch of the front-end's; the front-end re-reads the
+        // manager's pool: they agree.
+        check_pool(&driver, None, &mut found).await;
+        // One more resize through the manager: the front-end must follow it.
         let now_size = driver.manager_pool().await.map_or(1, |pool| pool.len());
         let first = if now_size > 1 { "decrease" } else { "increase" };
         let mut resized = false;

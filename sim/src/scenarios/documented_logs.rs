@@ -1,7 +1,8 @@
 //! `documented-logs`: the ten documented transitions, each in a fresh world that
 //! starts with the old pool in the documented join order. Five keys are uploaded
-//! and read (so they are cached in that order), the front-end is notified, and its
-//! rebalance lines must equal the documented ones. Afterwards every moved key must
+//! and read (so they are cached in that order), the new pool is picked through
+//! the manager (which tells the front-end), and the front-end's rebalance lines
+//! must equal the documented ones. Afterwards every moved key must
 //! sit on its new owner and nowhere else.
 
 use std::sync::{Arc, Mutex};
@@ -58,11 +59,6 @@ pub fn run(run: &Run) -> RunOutput {
         let driver = Driver::new("client", history.clone());
         let found = problems.clone();
         let members = transition.to.clone();
-        let change = if transition.to.len() > transition.from.len() {
-            "increase"
-        } else {
-            "decrease"
-        };
         sim.client("client", async move {
             let problem = |text: String| found.lock().unwrap_or_else(|p| p.into_inner()).push(text);
             if !driver.wait_ready(30_000).await {
@@ -95,8 +91,9 @@ pub fn run(run: &Run) -> RunOutput {
                 }
             }
             let members: Vec<&str> = members.iter().map(String::as_str).collect();
-            if !driver.notify(&members, change).await {
-                problem("the notify was not acknowledged".into());
+            // The pool is picked through the manager, which tells the front-end.
+            if !driver.set_pool(&members).await {
+                problem("the pool change was not acknowledged".into());
             }
             // Every moved key sits on its new owner, and nowhere else.
             for key in KEYS {

@@ -1,6 +1,6 @@
 //! `resize-under-load`: two clients keep uploading, re-uploading and reading while
-//! the pool changes, first by direct multi-node notifies (`[A]→[A,B,C,D]→[C,D]→[A]`),
-//! then through the manager's manual calls along 1→2→3→4→3→8→1. No fault is
+//! the pool changes, first by multi-node pool picks through the manager
+//! (`[A]→[A,B,C,D]→[C,D]→[A]`), then by its manual calls along 1→2→3→4→3→8→1. No fault is
 //! injected, so no read and no upload may fail. Then the traffic stops and the end
 //! state is checked, statistics included: the nodes' hits must be the hits the
 //! clients saw.
@@ -43,19 +43,15 @@ pub fn run(run: &Run) -> RunOutput {
         }
         let mut pause = || Duration::from_millis(rng.gen_range(500..2_000));
         tokio::time::sleep(pause()).await;
-        for (members, change) in [
-            (&["A", "B", "C", "D"][..], "increase"),
-            (&["C", "D"][..], "decrease"),
-            (&["A"][..], "decrease"),
-        ] {
-            if !driver.notify(members, change).await {
+        for members in [&["A", "B", "C", "D"][..], &["C", "D"][..], &["A"][..]] {
+            if !driver.set_pool(members).await {
                 problem(
                     &problems,
                     Invariant::Liveness,
-                    format!("notify {members:?} not acknowledged"),
+                    format!("pool {members:?} not acknowledged"),
                 );
             }
-            // Long enough for the pool told directly to carry traffic.
+            // Long enough for the pool picked to carry traffic.
             tokio::time::sleep(pause() * 4).await;
         }
         for pair in SIZES.windows(2) {

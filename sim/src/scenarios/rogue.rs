@@ -6,10 +6,11 @@
 //! with the largest version, deletes that raise a key's floor to the top, a
 //! capacity of 0, clears and move orders sent to the nodes (forged puts); the
 //! hand-over callback; resizes and clears. Half are sent with no token, half with
-//! a wrong one. Every one must be refused with 401. One forged put in four comes
-//! from an insider instead: it holds the cluster token but not the node's fence,
-//! and must be refused with 409. The checker must see no stale or foreign image
-//! and a pool that follows the manager.
+//! a wrong one. Every one must be refused with 401. One forged put or rogue notify
+//! in four comes from an insider instead: it holds the cluster token but not the
+//! node's fence, or names a pool that is not the manager's, and must be refused
+//! with 409. The checker must see no stale or foreign image and a pool that
+//! follows the manager.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -51,24 +52,26 @@ fn json_headers() -> Vec<(HeaderName, HeaderValue)> {
 }
 
 /// A forged call of kind `kind` against the node `node`, about key `key`.
-fn attack(kind: u32, node: &str, key: &str) -> Attack {
+fn attack(kind: u32, node: &str, key: &str, insider: bool) -> Attack {
     let frontend = format!("frontend:{FRONTEND_PORT}");
     let manager = format!("manager:{MANAGER_PORT}");
     let node_addr = format!("{node}:{NODE_PORT}");
     let item = format!("/api/cache/item/{key}");
     let json = |value: serde_json::Value| Bytes::from(value.to_string());
     match kind {
-        0 => Attack {
+        ROGUE_NOTIFY => Attack {
             what: "rogue notify",
             method: Method::POST,
             addr: frontend,
             path: "/api/notify".into(),
             headers: json_headers(),
+            // An outsider names the largest epoch; an insider one the front-end
+            // accepts (a larger one is refused as malformed before anything else).
             body: json(serde_json::json!({
                 "node_ip": [format!("rogue:{NODE_PORT}")],
                 "mode": "manual",
                 "change": "increase",
-                "epoch": u64::MAX,
+                "epoch": if insider { memring::frontend::EPOCH_MAX } else { u64::MAX },
             })),
         },
         FORGED_PUT => Attack {
@@ -151,6 +154,8 @@ fn attack(kind: u32, node: &str, key: &str) -> Attack {
     }
 }
 
+/// The kind of [`attack`] that is a rogue notify.
+const ROGUE_NOTIFY: u32 = 0;
 /// The kind of [`attack`] that is a forged put.
 const FORGED_PUT: u32 = 1;
 
@@ -181,9 +186,10 @@ async fn attack_loop(seed: u64, slots: Vec<String>, problems: Problems) -> u64 {
         let node = &slots[rng.gen_range(0..slots.len())];
         let key = key_name(rng.gen_range(0..4));
         let kind = rng.gen_range(0..9);
-        let attack = attack(kind, node, &key);
-        // An insider's forged put: the cluster token, a made-up fence.
-        let insider = kind == FORGED_PUT && rng.gen_bool(0.25);
+        // An insider's forged put (the cluster token, a made-up fence) or rogue
+        // notify (the cluster token, a pool that is not the manager's).
+        let insider = matches!(kind, FORGED_PUT | ROGUE_NOTIFY) && rng.gen_bool(0.25);
+        let attack = attack(kind, node, &key, insider);
         let (client, expected) = if insider {
             (&inside, StatusCode::CONFLICT)
         } else if rng.gen_bool(0.5) {
@@ -212,7 +218,7 @@ async fn attack_loop(seed: u64, slots: Vec<String>, problems: Problems) -> u64 {
                     attack.addr,
                     attack.path,
                     if insider {
-                        ", with the cluster token but a forged fence"
+                        ", with the cluster token but not the manager's say"
                     } else {
                         ", without the right token"
                     },
