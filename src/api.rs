@@ -170,6 +170,26 @@ where
     }
 }
 
+/// Refuses a request whose `Content-Length` announces more than `max_bytes` with
+/// 413 at once, before any of its body is read (the body limit alone would read
+/// up to the limit first). Used as `middleware::from_fn` in every router.
+pub async fn refuse_announced_oversize(
+    max_bytes: usize,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > max_bytes as u64) {
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large")
+            .into_response();
+    }
+    next.run(request).await
+}
+
 /// Largest pool the service runs (the manager has at most 8 node slots).
 pub const POOL_NODES_MAX: usize = crate::autoscale::POOL_SIZE_MAX;
 

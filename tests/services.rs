@@ -75,11 +75,24 @@ async fn documented_flows() {
     }
     assert!(hit, "the filled node serves the image");
 
-    // Notify a new pool directly: the front-end routes by it.
+    // A notify of a pool the manager does not hold is refused: the front-end
+    // follows the manager.
     let nodes: Vec<String> = up.node_addrs()[..3].to_vec();
     let notify = serde_json::json!({"node_ip": nodes, "mode": "manual", "change": "increase"});
+    assert_error(
+        &api.post_json(&api.frontend, "/api/notify", &notify.to_string())
+            .await,
+        StatusCode::CONFLICT,
+    );
+    assert_eq!(up.frontend.state.routing().unwrap().pool.len(), 1);
+    // Picked through the manager, the pool is taken, and the front-end routes by it.
+    let pick = serde_json::json!({ "node_ip_list": nodes });
     let reply = api
-        .post_json(&api.frontend, "/api/notify", &notify.to_string())
+        .post_json(
+            &api.manager,
+            "/api/manager/pool_node_list",
+            &pick.to_string(),
+        )
         .await;
     assert_eq!(
         reply.status,
@@ -87,6 +100,7 @@ async fn documented_flows() {
         "{}",
         String::from_utf8_lossy(&reply.body)
     );
+    assert_eq!(up.frontend.state.routing().unwrap().pool.len(), 3);
     for key in ["cat", "dog", "gif"] {
         assert_eq!(api.image(key).await.status, StatusCode::OK);
     }
@@ -402,18 +416,20 @@ async fn malformed_input_is_refused_not_mangled() {
     }
     // A node's body limit answers in the envelope too: one byte over it (an
     // upload's limit plus 1 KiB).
+    // Only the head is sent: a client still sending a body the server has
+    // refused may see the connection reset before it reads the answer.
     let node = up.node_addrs()[0].clone();
-    let too_big = Bytes::from(vec![0u8; upload_max_bytes + 1024 + 1]);
-    let reply = api
-        .call(
-            Method::PUT,
-            &node,
-            "/api/cache/item/big",
-            too_big,
-            Some("image/png"),
-        )
-        .await;
-    assert_error(&reply, StatusCode::PAYLOAD_TOO_LARGE);
+    let head = format!(
+        "PUT /api/cache/item/big HTTP/1.1\r\nHost: memring\r\nContent-Type: image/png\r\n\
+         Content-Length: {}\r\n\r\n",
+        upload_max_bytes + 1024 + 1
+    );
+    let answer = common::raw_exchange(&node, head.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let body = &answer[answer.find("\r\n\r\n").expect("a full head") + 4..];
+    let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(body["success"], "false");
+    assert_eq!(body["error"]["code"], 413);
     // None of it stored anything.
     let reply = api.post_json(&api.frontend, "/api/list_keys", "").await;
     assert_eq!(json(&reply)["keys"], serde_json::json!([]));

@@ -18,6 +18,9 @@ use crate::autoscale::AutoParams;
 use crate::node::CacheConfig;
 use crate::ring::NodeId;
 
+/// Largest body the manager reads (its calls carry small JSON).
+const JSON_MAX_BYTES: usize = 64 * 1024;
+
 pub fn router(state: Arc<ManagerState>) -> Router {
     let gate = |access| crate::auth::layer(&state.settings.secrets, access);
     // Reading is open; changing anything takes the admin token, and the
@@ -61,7 +64,10 @@ pub fn router(state: Arc<ManagerState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .fallback(api::not_found_fallback)
         .method_not_allowed_fallback(|| async { api::method_not_allowed() })
-        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::extract::DefaultBodyLimit::max(JSON_MAX_BYTES))
+        .layer(axum::middleware::from_fn(|request, next| {
+            api::refuse_announced_oversize(JSON_MAX_BYTES, request, next)
+        }))
         .with_state(state)
 }
 

@@ -206,6 +206,9 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .fallback(api::not_found_fallback)
         .method_not_allowed_fallback(|| async { api::method_not_allowed() })
         .layer(DefaultBodyLimit::max(body_max_bytes))
+        .layer(middleware::from_fn(move |request, next| {
+            api::refuse_announced_oversize(body_max_bytes, request, next)
+        }))
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .with_state(state)
 }
