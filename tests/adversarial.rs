@@ -527,3 +527,92 @@ async fn a_node_sends_keys_and_calls_back_only_within_its_cluster() {
     assert_eq!(api.image("cat").await.body, image_bytes("cat", 1));
     up.stop().await;
 }
+
+/// Finding 2: a large cache hit streams from its node to the client, so a client
+/// that stops reading holds about a megabyte of the response budget, not the
+/// whole image; a miss (read whole from storage, for the fill) holds all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_hits_stream_and_take_a_small_share_of_the_budget() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Larger than what loopback socket buffers absorb, so a client that stops
+    // reading does hold its answer up.
+    const IMAGE_BYTES: usize = 24 * 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(dir.path());
+    settings.response_budget_bytes = 34 * 1024 * 1024;
+    let up = start(settings).await;
+    let api = Api::new(&up);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend((0..IMAGE_BYTES - 8).map(|i| (i % 251) as u8));
+    api.upload_ok("big", &png).await;
+    // The first read misses and fills the node; wait for a hit.
+    let mut hit = false;
+    for _ in 0..100 {
+        let reply = api.image("big").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(reply.body == png, "the image read back is the one uploaded");
+        if reply.headers["x-memring-cache"] == "hit" {
+            hit = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(hit, "the image became a cache hit");
+
+    // Four clients ask for it and stop reading after the head. Read whole, each
+    // would hold 24 MiB and the second would get 503; streamed, each holds 1 MiB.
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut socket = tokio::net::TcpStream::connect(&api.frontend).await.unwrap();
+        socket
+            .write_all(b"GET /images/big HTTP/1.1\r\nHost: memring\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        socket.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200", "a stalled hit is still answered");
+        stalled.push(socket);
+    }
+    // Meanwhile a client that reads gets the whole image, as a hit.
+    let reply = api.image("big").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.headers["x-memring-cache"], "hit");
+    assert!(reply.body == png, "the streamed hit is the image");
+    // The budget still holds: 30 MiB are left, and a base64 answer, which reads
+    // the image whole and needs a third more for its text, would hold 32 MiB.
+    let reply = api
+        .call(
+            Method::POST,
+            &api.frontend,
+            "/api/key/big",
+            Bytes::new(),
+            None,
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the budget is spent"
+    );
+    // Once the stalled clients leave, their shares come back.
+    drop(stalled);
+    let mut served = false;
+    for _ in 0..100 {
+        let reply = api
+            .call(
+                Method::POST,
+                &api.frontend,
+                "/api/key/big",
+                Bytes::new(),
+                None,
+            )
+            .await;
+        if reply.status == StatusCode::OK {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(served, "the budget came back after the clients left");
+    up.stop().await;
+}

@@ -12,7 +12,7 @@ use super::{lock, FrontendState};
 use crate::api::ApiError;
 use crate::key::validate_key;
 use crate::net::budget::Share;
-use crate::net::client::content_length;
+use crate::net::client::{content_length, Answer, Take, UpstreamBody};
 use crate::node::protocol::{
     item_path, FenceRefusal, FENCE_CURRENT_HEADER, FENCE_HEADER, FENCE_MISMATCH_HEADER,
     VERSION_HEADER,
@@ -23,10 +23,34 @@ use crate::ring::partition;
 /// between the two lookups.
 const STORAGE_READ_ATTEMPTS_MAX: usize = 3;
 
+/// Node answers of at least this size are streamed to the client as they
+/// arrive, not read whole first (smaller ones are read whole, so that a node
+/// failing mid-answer still falls back to storage).
+pub const STREAM_MIN_BYTES: u64 = 256 * 1024;
+
+/// The share of the response budget a streamed answer takes: about what the
+/// front-end buffers of it at once (hyper's read buffer and write queue).
+pub const STREAM_SHARE_BYTES: u64 = 1024 * 1024;
+
+/// An image's bytes: whole, or still arriving from the node that holds it.
+pub enum ImageBody {
+    Whole(Bytes),
+    Streamed(UpstreamBody),
+}
+
+impl std::fmt::Debug for ImageBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImageBody::Whole(bytes) => write!(f, "Whole({} bytes)", bytes.len()),
+            ImageBody::Streamed(_) => f.write_str("Streamed"),
+        }
+    }
+}
+
 /// An image as a read returns it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Image {
-    pub bytes: Bytes,
+    pub body: ImageBody,
     pub mime: String,
     pub version: u64,
     pub cache_hit: bool,
@@ -39,8 +63,13 @@ pub(super) fn budget_spent() -> ApiError {
     ApiError::unavailable("too many large answers are in flight; try again shortly")
 }
 
-/// Reads `key`: cache, else storage (then fills the cache).
-pub async fn read(state: &Arc<FrontendState>, key: &str) -> Result<Image, ApiError> {
+/// Reads `key`: cache, else storage (then fills the cache). With `may_stream`, a
+/// large cache hit comes back as a stream (see [`STREAM_MIN_BYTES`]).
+pub async fn read(
+    state: &Arc<FrontendState>,
+    key: &str,
+    may_stream: bool,
+) -> Result<Image, ApiError> {
     validate_key(key).map_err(|error| ApiError::bad_request(error.to_string()))?;
     let owner = state
         .routing()
@@ -55,78 +84,127 @@ pub async fn read(state: &Arc<FrontendState>, key: &str) -> Result<Image, ApiErr
     if let Some(node) = &owner {
         let addr = state.node_addr(node);
         // A hit takes its share of the response budget before its body is read.
-        let admit = |status: StatusCode, headers: &http::HeaderMap| {
+        let take = |status: StatusCode, headers: &http::HeaderMap| {
             if status != StatusCode::OK {
-                return Some(None);
+                return Take::Read(None);
             }
             let length = content_length(headers).unwrap_or(state.settings.upload_max_bytes as u64);
-            state.budget.try_take(length).map(Some)
+            let (stream, share_bytes) = if may_stream && length >= STREAM_MIN_BYTES {
+                (true, length.min(STREAM_SHARE_BYTES))
+            } else {
+                (false, length)
+            };
+            match state.budget.try_take(share_bytes) {
+                None => Take::Refuse,
+                Some(share) if stream => Take::Stream(Some(share)),
+                Some(share) => Take::Read(Some(share)),
+            }
         };
-        match state
+        let answer = state
             .client
-            .send_admitting(
+            .send_taking(
                 Method::GET,
                 &addr,
                 &item_path(key),
                 &[],
                 Bytes::new(),
                 state.settings.node_timeout_ms,
-                admit,
+                take,
             )
-            .await
-        {
-            Ok((_, None)) => return Err(budget_spent()),
-            Ok((reply, Some(_)))
-                if reply.status == StatusCode::OK
-                    && !ticket.is_some_and(|t| lock(&state.flux).still_valid(key, t)) =>
-            {
-                tracing::debug!(%node, key, "an upload began during the cache read; reading storage");
-                state
-                    .discarded_hits
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .await;
+        // A hit read after an upload of the key began may be older than it.
+        let still_valid = || ticket.is_some_and(|t| lock(&state.flux).still_valid(key, t));
+        let discard = || {
+            tracing::debug!(%node, key, "an upload began during the cache read; reading storage");
+            state
+                .discarded_hits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        };
+        let answer = match answer {
+            Ok(Answer::Refused(_)) => return Err(budget_spent()),
+            Ok(Answer::Streamed(streamed, share)) => {
+                if still_valid() {
+                    return Ok(hit(
+                        &streamed.headers,
+                        ImageBody::Streamed(streamed.body),
+                        share,
+                    ));
+                }
+                discard();
+                None
             }
-            Ok((reply, Some(share))) if reply.status == StatusCode::OK => {
-                let mime = reply
-                    .headers
-                    .get(CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or(crate::mime::OCTET_STREAM)
-                    .to_owned();
-                let version = reply
-                    .headers
-                    .get(VERSION_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                return Ok(Image {
-                    bytes: reply.body,
-                    mime,
-                    version,
-                    cache_hit: true,
-                    share: share.map(Arc::new),
-                });
+            Ok(Answer::Read(reply, share)) => Some(Ok((reply, share))),
+            Err(error) => Some(Err(error)),
+        };
+        match answer {
+            None => {}
+            Some(Ok((reply, Some(_)))) if reply.status == StatusCode::OK && !still_valid() => {
+                discard();
             }
-            Ok((reply, _)) if reply.status == StatusCode::NOT_FOUND => {}
-            Ok((reply, _)) => {
+            Some(Ok((reply, Some(share)))) if reply.status == StatusCode::OK => {
+                return Ok(hit(
+                    &reply.headers,
+                    ImageBody::Whole(reply.body),
+                    Some(share),
+                ));
+            }
+            Some(Ok((reply, _))) if reply.status == StatusCode::NOT_FOUND => {}
+            Some(Ok((reply, _))) => {
                 tracing::debug!(%node, status = %reply.status, "cache read refused")
             }
-            Err(error) => tracing::debug!(%node, %error, "cache read failed; reading storage"),
+            Some(Err(error)) => {
+                tracing::debug!(%node, %error, "cache read failed; reading storage")
+            }
         }
     }
-    let mut image = read_storage(state, key).await?;
+    let stored = read_storage(state, key).await?;
     let share = state
         .budget
-        .try_take(image.bytes.len() as u64)
+        .try_take(stored.bytes.len() as u64)
         .ok_or_else(budget_spent)?;
-    image.share = Some(Arc::new(share));
     if let (Some(node), Some(fence)) = (owner, fence) {
-        fill(state, node, key, &image, fence);
+        fill(state, node, key, &stored, fence);
     }
-    Ok(image)
+    Ok(Image {
+        body: ImageBody::Whole(stored.bytes),
+        mime: stored.mime,
+        version: stored.version,
+        cache_hit: false,
+        share: Some(Arc::new(share)),
+    })
+}
+
+/// A cache hit, from the node's answer headers.
+fn hit(headers: &http::HeaderMap, body: ImageBody, share: Option<Share>) -> Image {
+    let mime = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(crate::mime::OCTET_STREAM)
+        .to_owned();
+    let version = headers
+        .get(VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Image {
+        body,
+        mime,
+        version,
+        cache_hit: true,
+        share: share.map(Arc::new),
+    }
+}
+
+/// An image as storage holds it.
+#[derive(Clone, Debug)]
+struct Stored {
+    bytes: Bytes,
+    mime: String,
+    version: u64,
 }
 
 /// Reads the key index, then the blob it names.
-async fn read_storage(state: &Arc<FrontendState>, key: &str) -> Result<Image, ApiError> {
+async fn read_storage(state: &Arc<FrontendState>, key: &str) -> Result<Stored, ApiError> {
     for _ in 0..STORAGE_READ_ATTEMPTS_MAX {
         let row = state
             .index
@@ -141,12 +219,10 @@ async fn read_storage(state: &Arc<FrontendState>, key: &str) -> Result<Image, Ap
             .map_err(|error| ApiError::unavailable(error.to_string()))?
         {
             Some(bytes) => {
-                return Ok(Image {
+                return Ok(Stored {
                     bytes,
                     mime: row.mime,
                     version: row.version,
-                    cache_hit: false,
-                    share: None,
                 })
             }
             // A re-upload replaced the object between the two reads: look again.
@@ -164,7 +240,7 @@ fn fill(
     state: &Arc<FrontendState>,
     node: crate::ring::NodeId,
     key: &str,
-    image: &Image,
+    image: &Stored,
     fence: String,
 ) {
     let Ok(permit) = state.fills.clone().try_acquire_owned() else {

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::read::read;
+use super::read::{read, ImageBody};
 use super::rebalance::{clear_cache, manager_pool, rebalance_to, Directive};
 use super::upload::{store, Upload};
 use super::{lock, FrontendState};
@@ -57,6 +57,9 @@ pub fn router(state: Arc<FrontendState>) -> Router {
         .fallback(api::not_found_fallback)
         .method_not_allowed_fallback(|| async { api::method_not_allowed() })
         .layer(DefaultBodyLimit::max(body_max_bytes))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            api::refuse_announced_oversize(body_max_bytes, request, next)
+        }))
         .layer(axum::middleware::map_response(serve_safely))
         .with_state(state)
 }
@@ -192,13 +195,16 @@ async fn key_content(
     State(state): State<Arc<FrontendState>>,
     PathParam(key): PathParam<String>,
 ) -> Result<Response, ApiError> {
-    let image = read(&state, &key).await?;
+    let image = read(&state, &key, false).await?;
+    let ImageBody::Whole(bytes) = &image.body else {
+        return Err(ApiError::internal("a read that may not stream streamed"));
+    };
     // The base64 text is a third larger than the image: it takes that share too.
     let base64_share = state
         .budget
-        .try_take(image.bytes.len() as u64 / 3 + 1024)
+        .try_take(bytes.len() as u64 / 3 + 1024)
         .ok_or_else(super::read::budget_spent)?;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&image.bytes);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
     let response = api::ok_with(json!({
         "content": format!("data:{};base64,{encoded}", image.mime),
     }));
@@ -214,7 +220,8 @@ async fn image(
     PathParam(key): PathParam<String>,
     request_headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let image = read(&state, &key).await?;
+    // A large hit streams from its node to the client, never held whole here.
+    let image = read(&state, &key, true).await?;
     let etag = format!("\"v{}\"", image.version);
     let etag_value = HeaderValue::from_str(&etag).expect("an ETag of digits is a valid header");
     let not_modified = request_headers
@@ -240,10 +247,15 @@ async fn image(
                 cache_state,
             ),
         ],
-        axum::body::Body::new(BudgetedBody::new(
-            http_body_util::Full::new(image.bytes),
-            image.share,
-        )),
+        match image.body {
+            ImageBody::Whole(bytes) => axum::body::Body::new(BudgetedBody::new(
+                http_body_util::Full::new(bytes),
+                image.share,
+            )),
+            ImageBody::Streamed(stream) => {
+                axum::body::Body::new(BudgetedBody::new(stream, image.share))
+            }
+        },
     )
         .into_response();
     // Whatever is not a raster image (stored with --allow-any-type, or before
@@ -303,11 +315,10 @@ async fn notify(
             )))
         }
         Some(Ok(managers)) => {
-            let superseded = told.epoch.is_some_and(|epoch| epoch < managers.epoch());
             let agrees = told.epoch.is_none_or(|epoch| epoch == managers.epoch())
                 && managers.members.len() == members.len()
                 && members.iter().all(|node| managers.members.contains(node));
-            if !superseded && !agrees {
+            if !agrees {
                 // Move to the manager's pool anyway (it may be newer than the
                 // one in force), then refuse what was told.
                 if let Err(error) =
@@ -315,10 +326,15 @@ async fn notify(
                 {
                     return epoch_refusal(&state, error);
                 }
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "this pool is not the manager's; the front-end follows the manager's pool",
-                ));
+                let message = match told.epoch {
+                    Some(epoch) if epoch < managers.epoch() => format!(
+                        "epoch {epoch} is older than the manager's ({})",
+                        managers.epoch()
+                    ),
+                    _ => "this pool is not the manager's; the front-end follows the manager's pool"
+                        .to_owned(),
+                };
+                return epoch_refusal(&state, ApiError::new(StatusCode::CONFLICT, message));
             }
             (managers.members, managers.directive)
         }

@@ -68,7 +68,11 @@ impl ResponseBudget {
     }
 }
 
-/// A body that holds a share of the budget until it is sent or dropped.
+/// A body that holds a share of the budget until its bytes are written or
+/// dropped. hyper drops a body as soon as it has taken its last frame (for a
+/// whole image, at once), while the frame still waits in its write queue: so
+/// each frame carries the share too, and the share goes back when the last
+/// frame's bytes are freed.
 pub struct BudgetedBody<B> {
     inner: B,
     share: Option<Arc<Share>>,
@@ -77,6 +81,18 @@ pub struct BudgetedBody<B> {
 impl<B> BudgetedBody<B> {
     pub fn new(inner: B, share: Option<Arc<Share>>) -> Self {
         BudgetedBody { inner, share }
+    }
+}
+
+/// Bytes that hold a share of the budget while they live.
+struct Charged {
+    bytes: Bytes,
+    _share: Arc<Share>,
+}
+
+impl AsRef<[u8]> for Charged {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
     }
 }
 
@@ -93,11 +109,23 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            // Sent whole: the share goes back now, not when hyper drops the body.
-            this.share = None;
+        match (polled, &this.share) {
+            (Poll::Ready(Some(Ok(frame))), Some(share)) => {
+                let frame = frame.map_data(|bytes| {
+                    Bytes::from_owner(Charged {
+                        bytes,
+                        _share: share.clone(),
+                    })
+                });
+                Poll::Ready(Some(Ok(frame)))
+            }
+            (Poll::Ready(None), _) => {
+                // Sent whole: this body's hold goes; frames still queued keep theirs.
+                this.share = None;
+                Poll::Ready(None)
+            }
+            (polled, _) => polled,
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -145,9 +173,16 @@ mod tests {
         assert_eq!(budget.free_bytes(), 0);
         let mut body = std::pin::pin!(body);
         let frame = body.frame().await.unwrap().unwrap();
-        assert_eq!(frame.into_data().unwrap(), "image");
+        let data = frame.into_data().unwrap();
+        assert_eq!(data, "image");
         assert!(body.frame().await.is_none());
-        assert_eq!(budget.free_bytes(), 8 * 1024, "given back at the end");
+        assert_eq!(budget.free_bytes(), 0, "the frame's bytes still hold it");
+        drop(data);
+        assert_eq!(
+            budget.free_bytes(),
+            8 * 1024,
+            "given back once they are freed"
+        );
         // A body dropped half-sent gives it back too.
         let share = Arc::new(budget.try_take(8 * 1024).unwrap());
         drop(BudgetedBody::new(

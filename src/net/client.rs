@@ -75,6 +75,91 @@ impl Reply {
     }
 }
 
+/// What a caller of [`HttpClient::send_taking`] does with an answer, once it has
+/// seen its status and headers.
+pub enum Take<A> {
+    /// Leave the body unread (the connection is dropped).
+    Refuse,
+    /// Read the body whole.
+    Read(A),
+    /// Hand the body on as it arrives.
+    Stream(A),
+}
+
+/// An answer, as [`Take`] had it.
+pub enum Answer<A> {
+    /// Its body was left unread: the reply's body is empty.
+    Refused(Reply),
+    Read(Reply, A),
+    Streamed(Streamed, A),
+}
+
+/// An answer whose body is still arriving.
+pub struct Streamed {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: UpstreamBody,
+}
+
+/// A body read from a peer as it arrives. It fails when the peer sends nothing
+/// for its stall limit while it is being waited on; time the reader spends not
+/// asking for more (its own client is slow) does not count.
+pub struct UpstreamBody {
+    inner: hyper::body::Incoming,
+    stall: Duration,
+    /// Armed while a frame is awaited.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl UpstreamBody {
+    fn new(inner: hyper::body::Incoming, stall: Duration) -> Self {
+        UpstreamBody {
+            inner,
+            stall,
+            timer: None,
+        }
+    }
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.timer = None;
+                Poll::Ready(frame.map(|frame| frame.map_err(std::io::Error::other)))
+            }
+            Poll::Pending => {
+                let stall = this.stall;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("the peer sent nothing for {} ms", stall.as_millis()),
+                    )))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// The `Content-Length` an answer announces, if it announces a valid one.
 pub fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
@@ -222,6 +307,44 @@ impl HttpClient {
         timeout_ms: u64,
         admit: impl FnOnce(StatusCode, &HeaderMap) -> Option<A>,
     ) -> Result<(Reply, Option<A>), ClientError> {
+        let take = |status: StatusCode, headers: &HeaderMap| match admit(status, headers) {
+            Some(admitted) => Take::Read(admitted),
+            None => Take::Refuse,
+        };
+        let answer = self
+            .send_taking(
+                method,
+                addr,
+                path_and_query,
+                headers,
+                body,
+                timeout_ms,
+                take,
+            )
+            .await?;
+        Ok(match answer {
+            Answer::Refused(reply) => (reply, None),
+            Answer::Read(reply, admitted) => (reply, Some(admitted)),
+            Answer::Streamed(..) => unreachable!("this caller never streams"),
+        })
+    }
+
+    /// The general call: `take` sees the answer's status and headers and decides
+    /// whether its body is read whole, streamed, or left unread. `timeout_ms`
+    /// bounds the call until the body is read whole or, for a stream, until its
+    /// headers arrived; a stream then fails if the peer stops sending for
+    /// `timeout_ms` while it is being read.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_taking<A>(
+        &self,
+        method: Method,
+        addr: &str,
+        path_and_query: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+        timeout_ms: u64,
+        take: impl FnOnce(StatusCode, &HeaderMap) -> Take<A>,
+    ) -> Result<Answer<A>, ClientError> {
         let uri: Uri = format!("http://{addr}{path_and_query}").parse().map_err(
             |error: http::uri::InvalidUri| ClientError::BadRequest {
                 addr: addr.to_owned(),
@@ -260,13 +383,24 @@ impl HttpClient {
                 }
             })?;
             let (parts, body) = response.into_parts();
-            let Some(admitted) = admit(parts.status, &parts.headers) else {
-                let reply = Reply {
-                    status: parts.status,
-                    headers: parts.headers,
-                    body: Bytes::new(),
-                };
-                return Ok((reply, None));
+            let admitted = match take(parts.status, &parts.headers) {
+                Take::Refuse => {
+                    let reply = Reply {
+                        status: parts.status,
+                        headers: parts.headers,
+                        body: Bytes::new(),
+                    };
+                    return Ok(Answer::Refused(reply));
+                }
+                Take::Stream(admitted) => {
+                    let streamed = Streamed {
+                        status: parts.status,
+                        headers: parts.headers,
+                        body: UpstreamBody::new(body, Duration::from_millis(timeout_ms)),
+                    };
+                    return Ok(Answer::Streamed(streamed, admitted));
+                }
+                Take::Read(admitted) => admitted,
             };
             // Read into one buffer of the announced size: collecting the frames
             // first and joining them after would hold the body twice.
@@ -287,7 +421,7 @@ impl HttpClient {
                 headers: parts.headers,
                 body,
             };
-            Ok((reply, Some(admitted)))
+            Ok(Answer::Read(reply, admitted))
         };
         match tokio::time::timeout(Duration::from_millis(timeout_ms), call).await {
             Ok(outcome) => outcome,
