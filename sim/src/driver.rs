@@ -329,10 +329,26 @@ impl Driver {
     /// Sets the manager's pool to exactly `members` (an operator picking the
     /// nodes); the manager tells the front-end.
     pub async fn set_pool(&self, members: &[&str]) -> bool {
-        let body = serde_json::json!({ "node_ip_list": members });
-        self.call_json(Method::POST, true, "/api/manager/pool_node_list", &body)
+        self.set_pool_call(members)
             .await
-            .is_some_and(|reply| reply.status.is_success())
+            .is_ok_and(|reply| reply.status.is_success())
+    }
+
+    /// [`Driver::set_pool`], with the answer; `Err(true)` when the call surely
+    /// never reached the manager, `Err(false)` when its effect is unknown.
+    pub async fn set_pool_call(&self, members: &[&str]) -> Result<Reply, bool> {
+        let body = serde_json::json!({ "node_ip_list": members });
+        self.client
+            .send_with_timeout(
+                Method::POST,
+                &self.manager,
+                "/api/manager/pool_node_list",
+                &[(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                Bytes::from(body.to_string()),
+                120_000,
+            )
+            .await
+            .map_err(|error| matches!(error, memring::net::client::ClientError::Connect { .. }))
     }
 
     /// Grows or shrinks the pool by one through the manager; `Err(true)` when the
@@ -362,6 +378,11 @@ impl Driver {
 
     /// The manager's pool, in join order.
     pub async fn manager_pool(&self) -> Option<Vec<String>> {
+        self.manager_listing().await.map(|(pool, _)| pool)
+    }
+
+    /// The manager's pool, in join order, and its ejected nodes.
+    pub async fn manager_listing(&self) -> Option<(Vec<String>, Vec<String>)> {
         let reply = self
             .client
             .send(
@@ -374,11 +395,17 @@ impl Driver {
             .await
             .ok()?;
         let body: Value = reply.json()?;
-        body["content"]["node_ip_list"].as_array().map(|ids| {
-            ids.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
+        let ids = |field: &str| -> Option<Vec<String>> {
+            body["content"][field].as_array().map(|ids| {
+                ids.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+        };
+        Some((
+            ids("node_ip_list")?,
+            ids("ejected_ip_list").unwrap_or_default(),
+        ))
     }
 
     /// The front-end's `/api/pool` answer.

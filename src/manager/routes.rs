@@ -85,9 +85,11 @@ async fn pool_node_list(State(state): State<Arc<ManagerState>>) -> Response {
         })
         .collect();
     let (epoch, assignment) = state.assignment();
+    let ejected = state.inner().ejected.clone();
     api::ok_with(json!({ "content": {
         "node_id_list": ids,
         "node_ip_list": pool,
+        "ejected_ip_list": ejected,
         "epoch": epoch,
         "assignment": assignment,
     } }))
@@ -105,8 +107,9 @@ async fn set_pool_node_list(
 ) -> Result<Response, ApiError> {
     let members = api::parse_members(&body.node_ip_list)?;
     let pool = state.set_pool(&members).await?;
+    let wanted = pool.len() + state.inner().ejected.len();
     Ok(api::ok_with(json!({
-        "content": { "size": pool.len(), "node_ip_list": pool },
+        "content": { "size": pool.len(), "node_ip_list": pool, "wanted": wanted },
     })))
 }
 

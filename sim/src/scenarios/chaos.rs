@@ -12,7 +12,7 @@
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -237,50 +237,61 @@ pub fn schedule(seed: u64) -> Vec<Scheduled> {
     faults
 }
 
-/// What the control client knows of the resizes it asked for.
+/// What the control client knows of the pool changes it asked for: the sizes
+/// (pool and ejected nodes) the manager may have. An acknowledged change narrows
+/// them to one; a change whose answer was lost adds the size it would have made.
 #[derive(Default)]
 struct Resizes {
-    /// The size the last acknowledged resize asked for, and when it was answered.
-    last_acked: Option<(usize, u64)>,
-    /// A resize after it whose outcome is unknown (it may have happened).
-    unknown_since: bool,
+    /// The sizes the manager may have, and when the last acknowledgement came
+    /// (`None`: nothing acknowledged yet, or an unknown change could not be
+    /// followed).
+    sizes: Option<(BTreeSet<usize>, u64)>,
 }
 
 impl Resizes {
-    /// Takes an acknowledged resize that asked for `wanted` nodes by one `change`;
-    /// returns the size the manager should have reached, if it is known: the
-    /// previous acknowledged size plus or minus one, unless something unknown came
-    /// between (a resize without an answer, or the manager's disk lost).
-    fn acknowledge(
-        &mut self,
-        wanted: usize,
-        grow: bool,
-        now_ms: u64,
-        log: &crate::faults::FaultLog,
-    ) -> Option<usize> {
-        let expected = match self.last_acked {
-            Some((before, at_ms)) if !self.unknown_since => {
-                let disk_lost = log.spans().iter().any(|span| {
-                    span.fault == Fault::CrashManagerLosingDisk && span.from_ms + 1_000 >= at_ms
-                });
-                (!disk_lost).then(|| {
-                    if grow {
-                        before + 1
-                    } else {
-                        before.saturating_sub(1)
-                    }
-                })
+    /// The sizes the manager may have now, if they are known: none if the
+    /// manager's disk was lost since the last acknowledgement.
+    fn kept(&self, log: &crate::faults::FaultLog) -> Option<&BTreeSet<usize>> {
+        let (sizes, at_ms) = self.sizes.as_ref()?;
+        let disk_lost = log.spans().iter().any(|span| {
+            span.fault == Fault::CrashManagerLosingDisk && span.from_ms + 1_000 >= *at_ms
+        });
+        (!disk_lost).then_some(sizes)
+    }
+
+    /// The sizes one resize by `change` can reach from the sizes kept.
+    fn after_resize(&self, grow: bool, log: &crate::faults::FaultLog) -> Option<BTreeSet<usize>> {
+        let step = |size: usize| {
+            if grow {
+                size + 1
+            } else {
+                size.saturating_sub(1)
             }
-            _ => None,
         };
-        self.last_acked = Some((wanted, now_ms));
-        self.unknown_since = false;
-        expected
+        self.kept(log)
+            .map(|sizes| sizes.iter().map(|&size| step(size)).collect())
+    }
+
+    /// Takes an acknowledged change that made `wanted` nodes.
+    fn acknowledge(&mut self, wanted: usize, now_ms: u64) {
+        self.sizes = Some((BTreeSet::from([wanted]), now_ms));
+    }
+
+    /// Takes a change whose answer was lost: it may have made any of `possible`.
+    fn unknown(&mut self, possible: Option<BTreeSet<usize>>) {
+        match (&mut self.sizes, possible) {
+            (Some((sizes, _)), Some(possible)) => sizes.extend(possible),
+            (sizes, _) => *sizes = None,
+        }
     }
 }
 
+/// Most nodes an operator's pick names (resizes grow to 6 at most, too).
+const PICKED_NODES_MAX: usize = 6;
+
 pub fn run(run: &Run) -> RunOutput {
     let spec = WorldSpec::randomized(run.seed);
+    let slots = spec.slots.clone();
     let describe = spec.describe();
     let stats_interval_ms = spec.stats_interval_ms;
     // Buggify: each point enabled with some chance for this run, except the two
@@ -468,21 +479,64 @@ pub fn run(run: &Run) -> RunOutput {
         let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(99));
         driver.wait_ready(30_000).await;
         // Resizes during the faults; they may fail while faults last. Now and
-        // then an operator picks the nodes to keep instead (a part of the
-        // manager's pool, set through the manager), which may drop several at once.
+        // then an operator picks the nodes instead, through the manager: some of
+        // the pool and perhaps free slots, so several may leave and join at once.
         let mut size: usize = 1;
         while crate::history::now_ms() < FAULT_WINDOW_MS {
             tokio::time::sleep(Duration::from_millis(rng.gen_range(600..3_000))).await;
+            // The manager still has what it last acknowledged (a power loss must
+            // not take it back).
+            let listing = driver.manager_listing().await;
+            if let Some((pool, ejected)) = &listing {
+                let known = resizes.lock().unwrap_or_else(|p| p.into_inner());
+                let has = pool.len() + ejected.len();
+                if let Some(sizes) = known.kept(&log).filter(|sizes| !sizes.contains(&has)) {
+                    problem(
+                        &problems,
+                        Invariant::DurableResize,
+                        format!(
+                            "the acknowledged changes leave the manager {sizes:?} nodes; it has {} (and {} ejected)",
+                            pool.len(),
+                            ejected.len()
+                        ),
+                    );
+                }
+            }
             if rng.gen_bool(0.4) {
-                if let Some(pool) = driver.manager_pool().await.filter(|p| p.len() > 1) {
-                    let keep = rng.gen_range(1..pool.len());
-                    let members: Vec<&str> = pool[..keep].iter().map(String::as_str).collect();
-                    if driver.set_pool(&members).await {
-                        size = keep;
+                if let Some((pool, ejected)) = listing {
+                    let mut members: Vec<String> =
+                        pool.iter().filter(|_| rng.gen_bool(0.6)).cloned().collect();
+                    for slot in slots.iter().filter(|slot| !pool.contains(slot)) {
+                        if members.len() < PICKED_NODES_MAX && rng.gen_bool(0.3) {
+                            members.push(slot.clone());
+                        }
                     }
-                    // The size changed outside the resizes tracked below.
-                    resizes.lock().unwrap_or_else(|p| p.into_inner()).unknown_since = true;
-                    continue;
+                    if members.is_empty() {
+                        members.push(pool[rng.gen_range(0..pool.len())].clone());
+                    }
+                    let unchanged =
+                        members.len() == pool.len() && members.iter().all(|m| pool.contains(m));
+                    if !unchanged {
+                        resize_started_ms.store(crate::history::now_ms().max(1), Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(rng.gen_range(50..400))).await;
+                        let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+                        let reply = driver.set_pool_call(&refs).await;
+                        let mut known = resizes.lock().unwrap_or_else(|p| p.into_inner());
+                        match reply {
+                            Ok(reply) if reply.status.is_success() => {
+                                let body: serde_json::Value = reply.json().unwrap_or_default();
+                                let wanted =
+                                    body["content"]["wanted"].as_u64().unwrap_or(0) as usize;
+                                size = members.len();
+                                // The manager must keep this pick like a resize.
+                                known.acknowledge(wanted, crate::history::now_ms());
+                            }
+                            Ok(reply) if reply.status.is_client_error() => {}
+                            Err(true) => {}
+                            _ => known.unknown(Some(BTreeSet::from([members.len() + ejected.len()]))),
+                        }
+                        continue;
+                    }
                 }
             }
             let grow = size == 1 || (size < 6 && rng.gen_bool(0.6));
@@ -499,20 +553,24 @@ pub fn run(run: &Run) -> RunOutput {
                     let wanted = body["content"]["wanted"].as_u64().unwrap_or(0) as usize;
                     size = body["content"]["size"].as_u64().unwrap_or(size as u64) as usize;
                     let now_ms = crate::history::now_ms();
-                    if let Some(expected) = known.acknowledge(wanted, grow, now_ms, &log) {
-                        if expected != wanted {
+                    if let Some(expected) = known.after_resize(grow, &log) {
+                        if !expected.contains(&wanted) {
                             problem(
                                 &problems,
                                 Invariant::DurableResize,
-                                format!("an acknowledged resize ({change}) reached {wanted} nodes; the one before had reached {}", if grow { expected - 1 } else { expected + 1 }),
+                                format!("an acknowledged resize ({change}) reached {wanted} nodes; from the sizes acknowledged before it had to reach one of {expected:?}"),
                             );
                         }
                     }
+                    known.acknowledge(wanted, now_ms);
                 }
                 // Refused outright, or never sent: nothing changed.
                 Ok(reply) if reply.status.is_client_error() => {}
                 Err(true) => {}
-                _ => known.unknown_since = true,
+                _ => {
+                    let possible = known.after_resize(grow, &log);
+                    known.unknown(possible);
+                }
             }
         }
         while !healed.load(Ordering::Relaxed) {
@@ -525,32 +583,25 @@ pub fn run(run: &Run) -> RunOutput {
         keys.extend((0..CATALOGUE_KEYS).map(catalogue_key));
         final_reads_of(&driver, &keys, 30_000).await;
         // An acknowledged resize survives a manager crash (not the loss of its disk).
-        let expected = {
-            let known = resizes.lock().unwrap_or_else(|p| p.into_inner());
-            match known.last_acked {
-                Some((wanted, at_ms)) if !known.unknown_since => {
-                    let disk_lost = log.spans().iter().any(|span| {
-                        span.fault == Fault::CrashManagerLosingDisk && span.from_ms + 1_000 >= at_ms
-                    });
-                    (!disk_lost).then_some(wanted)
-                }
-                _ => None,
-            }
-        };
+        let expected = resizes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .kept(&log)
+            .cloned();
         if let Some(wanted) = expected {
             let mut last = None;
             for _ in 0..60 {
                 last = driver.manager_pool().await.map(|pool| pool.len());
-                if last == Some(wanted) {
+                if last.is_some_and(|size| wanted.contains(&size)) {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            if last != Some(wanted) {
+            if !last.is_some_and(|size| wanted.contains(&size)) {
                 problem(
                     &problems,
                     Invariant::DurableResize,
-                    format!("the last acknowledged resize asked for {wanted} nodes; after healing the manager has {last:?}"),
+                    format!("the acknowledged changes leave the manager {wanted:?} nodes; after healing it has {last:?}"),
                 );
             }
         }
