@@ -190,18 +190,16 @@ pub async fn refuse_announced_oversize(
     next.run(request).await
 }
 
-/// Largest pool the service runs (the manager has at most 8 node slots).
-pub const POOL_NODES_MAX: usize = crate::autoscale::POOL_SIZE_MAX;
-
 /// Parses and checks a list of node ids for a pool of the service.
 pub fn parse_members(ids: &[String]) -> Result<Vec<crate::ring::NodeId>, ApiError> {
     if ids.is_empty() {
         return Err(ApiError::bad_request("a pool lists at least one node"));
     }
-    if ids.len() > POOL_NODES_MAX {
+    if ids.len() > crate::limits::POOL_NODES_MAX {
         return Err(ApiError::bad_request(format!(
-            "the list names {} nodes; a pool holds at most {POOL_NODES_MAX}",
-            ids.len()
+            "the list names {} nodes; a pool holds at most {}",
+            ids.len(),
+            crate::limits::POOL_NODES_MAX
         )));
     }
     let nodes = ids

@@ -24,13 +24,10 @@ use http::{HeaderMap, StatusCode};
 use rand::RngCore;
 
 use crate::api::ApiError;
+use crate::limits::{TOKEN_BYTES_MAX, TOKEN_BYTES_MIN};
 
 /// Header that carries the cluster token on internal calls.
 pub const CLUSTER_TOKEN_HEADER: &str = "x-memring-cluster-token";
-/// Shortest token accepted, in bytes.
-pub const TOKEN_BYTES_MIN: usize = 16;
-/// Longest token accepted, in bytes.
-pub const TOKEN_BYTES_MAX: usize = 256;
 /// Random bytes in a generated token (shown as twice as many hex digits).
 const GENERATED_TOKEN_BYTES: usize = 24;
 

@@ -4,10 +4,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// Fewest nodes in the pool.
-pub const POOL_SIZE_MIN: usize = 1;
-/// Most nodes in the pool.
-pub const POOL_SIZE_MAX: usize = 8;
+use crate::limits::{POOL_NODES_MAX, POOL_NODES_MIN};
 /// Largest expand ratio accepted: past 8 any growth is straight to the maximum.
 pub const EXPAND_RATIO_MAX: f64 = 8.0;
 
@@ -77,16 +74,16 @@ impl AutoParams {
 /// zero) and clipped to 1..=8. A decision to grow or shrink always moves by at least
 /// one node within those limits, so that a small pool with a small ratio still acts.
 pub fn decide(params: &AutoParams, size: usize, gets: u64, hits: u64) -> usize {
-    let size = size.clamp(POOL_SIZE_MIN, POOL_SIZE_MAX);
+    let size = size.clamp(POOL_NODES_MIN, POOL_NODES_MAX);
     if gets == 0 {
         return size;
     }
     let miss_rate = (gets - hits.min(gets)) as f64 / gets as f64;
-    let clip = |n: f64| (n.round() as usize).clamp(POOL_SIZE_MIN, POOL_SIZE_MAX);
+    let clip = |n: f64| (n.round() as usize).clamp(POOL_NODES_MIN, POOL_NODES_MAX);
     if miss_rate > params.max_miss_rate_threshold {
-        clip(size as f64 * params.expand_ratio).max((size + 1).min(POOL_SIZE_MAX))
+        clip(size as f64 * params.expand_ratio).max((size + 1).min(POOL_NODES_MAX))
     } else if miss_rate < params.min_miss_rate_threshold {
-        clip(size as f64 * params.shrink_ratio).min(size.saturating_sub(1).max(POOL_SIZE_MIN))
+        clip(size as f64 * params.shrink_ratio).min(size.saturating_sub(1).max(POOL_NODES_MIN))
     } else {
         size
     }
@@ -193,13 +190,13 @@ mod tests {
             let params = AutoParams { min_miss_rate_threshold: min, max_miss_rate_threshold: (min + gap).min(1.0),
                 expand_ratio: expand, shrink_ratio: shrink };
             let next = decide(&params, size, gets, hits);
-            prop_assert!((POOL_SIZE_MIN..=POOL_SIZE_MAX).contains(&next));
+            prop_assert!((POOL_NODES_MIN..=POOL_NODES_MAX).contains(&next));
             if gets == 0 { prop_assert_eq!(next, size); return Ok(()); }
             let miss = (gets - hits.min(gets)) as f64 / gets as f64;
             if miss > params.max_miss_rate_threshold {
-                prop_assert!(next > size || size == POOL_SIZE_MAX);
+                prop_assert!(next > size || size == POOL_NODES_MAX);
             } else if miss < params.min_miss_rate_threshold {
-                prop_assert!(next < size || size == POOL_SIZE_MIN);
+                prop_assert!(next < size || size == POOL_NODES_MIN);
             } else {
                 prop_assert_eq!(next, size);
             }

@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use crate::ring::NodeId;
+use crate::limits::ECHO_CHARS_MAX;
 
 /// Input the core refuses. The `Display` text is a single line meant for users.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -12,9 +12,9 @@ pub enum InputError {
     #[error("the pool has {count} nodes; at most {max} are allowed")]
     TooManyNodes { count: usize, max: usize },
     #[error("node {0} is listed twice")]
-    DuplicateNode(NodeId),
+    DuplicateNode(String),
     #[error("node {0} is not in the pool")]
-    UnknownNode(NodeId),
+    UnknownNode(String),
     #[error("bad node id {id:?}: {why}")]
     BadNodeId { id: String, why: String },
     #[error("bad key {key:?}: {why}")]
@@ -24,9 +24,6 @@ pub enum InputError {
     #[error("unknown assignment strategy {0:?} (known: modulo, minimal)")]
     UnknownStrategy(String),
 }
-
-/// How much of a caller's input an error message may quote, in characters.
-pub const ECHO_CHARS_MAX: usize = 64;
 
 /// At most [`ECHO_CHARS_MAX`] characters of `input`, marked when cut: errors quote
 /// input to help its sender, never to reflect a megabyte back.

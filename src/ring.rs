@@ -18,7 +18,7 @@ pub const PARTITION_COUNT: usize = 16;
 
 /// Largest pool the core accepts: with more nodes than partitions some node would
 /// own nothing.
-pub const POOL_NODES_MAX: usize = PARTITION_COUNT;
+pub const PLAN_NODES_MAX: usize = PARTITION_COUNT;
 
 /// Longest node id accepted, in characters (a DNS name is at most 253).
 pub const NODE_ID_CHARS_MAX: usize = 253 + 6;
@@ -184,15 +184,15 @@ impl Pool {
         if nodes.is_empty() {
             return Err(InputError::EmptyPool);
         }
-        if nodes.len() > POOL_NODES_MAX {
+        if nodes.len() > PLAN_NODES_MAX {
             return Err(InputError::TooManyNodes {
                 count: nodes.len(),
-                max: POOL_NODES_MAX,
+                max: PLAN_NODES_MAX,
             });
         }
         for (i, node) in nodes.iter().enumerate() {
             if nodes[..i].contains(node) {
-                return Err(InputError::DuplicateNode(node.clone()));
+                return Err(InputError::DuplicateNode(node.to_string()));
             }
         }
         Ok(Pool { nodes })
@@ -239,7 +239,7 @@ impl Pool {
     /// The pool after removing `node`; the others keep their order.
     pub fn with_removed(&self, node: &NodeId) -> Result<Self, InputError> {
         if !self.contains(node) {
-            return Err(InputError::UnknownNode(node.clone()));
+            return Err(InputError::UnknownNode(node.to_string()));
         }
         Pool::new(self.nodes.iter().filter(|n| *n != node).cloned().collect())
     }

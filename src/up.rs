@@ -167,19 +167,21 @@ impl UpSettings {
         UpSettings {
             data_dir,
             host: "127.0.0.1".to_owned(),
-            frontend_port: 5000,
-            manager_port: 5004,
-            node_ports: (5101..=5108).collect(),
+            frontend_port: crate::limits::FRONTEND_PORT_DEFAULT,
+            manager_port: crate::limits::MANAGER_PORT_DEFAULT,
+            node_ports: (0..crate::limits::POOL_NODES_MAX as u16)
+                .map(|i| crate::limits::UP_NODE_PORT_BASE_DEFAULT + i)
+                .collect(),
             cache: CacheConfig::default(),
-            upload_max_bytes: frontend::UPLOAD_MAX_BYTES_DEFAULT,
+            upload_max_bytes: crate::limits::UPLOAD_MAX_BYTES_DEFAULT,
             strategy: crate::assign::Strategy::Modulo,
             rng_seed: 0,
-            stats_interval_ms: 5_000,
-            autoscale_interval_ms: 60_000,
+            stats_interval_ms: crate::limits::STATS_INTERVAL_MS_DEFAULT,
+            autoscale_interval_ms: crate::limits::AUTOSCALE_INTERVAL_MS_DEFAULT,
             secrets: Secrets::default(),
             allow_any_type: false,
             server: ServerSettings::default(),
-            response_budget_bytes: frontend::RESPONSE_BUDGET_BYTES_DEFAULT,
+            response_budget_bytes: crate::limits::RESPONSE_BUDGET_BYTES_DEFAULT,
         }
     }
 }
@@ -311,14 +313,14 @@ fn node_settings(
 ) -> NodeSettings {
     NodeSettings {
         node_id,
-        node_port: crate::cli::NODE_PORT_DEFAULT,
+        node_port: crate::limits::NODE_PORT_DEFAULT,
         manager_host: Some(settings.host.clone()),
         manager_port: Some(manager_port),
         peers: Some(peers.to_vec()),
         cache: settings.cache,
         rng_seed: settings.rng_seed.wrapping_add(slot as u64 + 1),
         body_max_bytes: settings.upload_max_bytes + 1024,
-        floors_max: crate::cache::store::FLOORS_MAX_DEFAULT,
+        floors_max: crate::limits::FLOORS_MAX_DEFAULT,
         // Every start of a node is a new life, with a new fence token.
         incarnation: rand::RngCore::next_u64(&mut rand::rngs::OsRng),
         secrets: settings.secrets.clone(),

@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use memring::cli::{run_plan, PlanArgs};
+use memring::plan::{run_plan, PlanRequest};
 use memring::{plan, BalancePlan, CachedKeys, PlanSettings, Pool, Strategy};
 
 const FIXTURE: &str = include_str!("data/documented_frontend_readme.md");
@@ -54,8 +54,8 @@ fn documented_transitions() -> Vec<Transition> {
     transitions
 }
 
-fn args(transition: &Transition, json: bool) -> PlanArgs {
-    PlanArgs {
+fn args(transition: &Transition, json: bool) -> PlanRequest {
+    PlanRequest {
         from: transition.from.join(","),
         to: transition.to.join(","),
         cached: Some(CACHED.to_owned()),

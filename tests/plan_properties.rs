@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use md5::{Digest, Md5};
 use memring::balance::{plan, BalancePlan, CachedKeys, PlanSettings};
-use memring::cli::{run_plan, PlanArgs};
+use memring::plan::{run_plan, PlanRequest};
 use memring::Strategy as AssignStrategy;
 use memring::{NodeId, Pool, PARTITION_COUNT};
 use proptest::prelude::*;
@@ -306,7 +306,7 @@ proptest! {
         let first = plan_of(&case);
         let second = plan_of(&case);
         prop_assert_eq!(&first, &second);
-        let args = |json| PlanArgs {
+        let args = |json| PlanRequest {
             from: case.from.join(","),
             to: case.to.join(","),
             cached: Some(case.cached.join(",")),
@@ -321,7 +321,7 @@ proptest! {
 
     #[test]
     fn json_output_matches_the_documented_rule(case in case()) {
-        let args = PlanArgs {
+        let args = PlanRequest {
             from: case.from.join(","),
             to: case.to.join(","),
             cached: Some(case.cached.join(",")),

@@ -17,8 +17,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use memring::assign::Strategy;
 use memring::auth::{Secrets, Token};
-use memring::cache::store::{Policy, FLOORS_MAX_DEFAULT};
+use memring::cache::store::Policy;
 use memring::frontend::FrontendSettings;
+use memring::limits::FLOORS_MAX_DEFAULT;
 use memring::manager::state::FileStateStore;
 use memring::manager::ManagerSettings;
 use memring::net::client::{ClientSettings, HttpClient};

@@ -26,8 +26,6 @@ use serde::{Deserialize, Serialize};
 
 /// One megabyte, as capacities are configured.
 pub const MB: u64 = 1024 * 1024;
-/// Most floors kept by default; past it the oldest is forgotten.
-pub const FLOORS_MAX_DEFAULT: usize = 65_536;
 
 /// A map whose hasher has fixed keys: lookups only, its order is never used.
 type FixedHashMap<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
@@ -147,7 +145,7 @@ impl CacheStore {
             rng: ChaCha8Rng::seed_from_u64(rng_seed),
             floors: FixedHashMap::default(),
             floor_order: VecDeque::new(),
-            floors_max: FLOORS_MAX_DEFAULT,
+            floors_max: crate::limits::FLOORS_MAX_DEFAULT,
             floors_forgotten: 0,
             floors_on_removal: true,
         }

@@ -21,18 +21,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::assign::{Assignment, Strategy};
 use crate::balance::CachedKeys;
+use crate::limits;
 use crate::net::client::HttpClient;
 use crate::ring::{NodeId, Pool};
 use crate::storage::{BlobStore, KeyIndex};
 
 pub use rebalance::PoolListing;
-pub use routes::EPOCH_MAX;
-
-/// Default response budget, in bytes (128 MiB: four of the largest images).
-pub const RESPONSE_BUDGET_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;
-
-/// Default largest upload, in bytes (32 MiB).
-pub const UPLOAD_MAX_BYTES_DEFAULT: usize = 32 * 1024 * 1024;
 
 /// How a front-end is set up.
 #[derive(Clone, Debug)]
@@ -69,19 +63,19 @@ impl Default for FrontendSettings {
     fn default() -> Self {
         FrontendSettings {
             manager_addr: None,
-            node_port: crate::cli::NODE_PORT_DEFAULT,
-            manager_port: crate::cli::MANAGER_PORT_DEFAULT,
+            node_port: limits::NODE_PORT_DEFAULT,
+            manager_port: limits::MANAGER_PORT_DEFAULT,
             strategy: Strategy::Modulo,
-            upload_max_bytes: UPLOAD_MAX_BYTES_DEFAULT,
-            node_timeout_ms: 1_000,
-            move_timeout_ms: 30_000,
-            heal_interval_ms: 1_000,
-            sync_interval_ms: 5_000,
+            upload_max_bytes: limits::UPLOAD_MAX_BYTES_DEFAULT,
+            node_timeout_ms: limits::NODE_TIMEOUT_MS_DEFAULT,
+            move_timeout_ms: limits::MOVE_TIMEOUT_MS_DEFAULT,
+            heal_interval_ms: limits::HEAL_INTERVAL_MS_DEFAULT,
+            sync_interval_ms: limits::SYNC_INTERVAL_MS_DEFAULT,
             rng_seed: 0,
             secrets: crate::auth::Secrets::default(),
             allow_any_type: false,
             server: crate::net::server::ServerSettings::default(),
-            response_budget_bytes: RESPONSE_BUDGET_BYTES_DEFAULT,
+            response_budget_bytes: limits::RESPONSE_BUDGET_BYTES_DEFAULT,
         }
     }
 }

@@ -11,6 +11,7 @@ use tracing::Instrument;
 use super::{lock, FrontendState};
 use crate::api::ApiError;
 use crate::key::validate_key;
+use crate::limits::{STREAM_MIN_BYTES, STREAM_SHARE_BYTES};
 use crate::net::budget::Share;
 use crate::net::client::{content_length, Answer, Take, UpstreamBody};
 use crate::node::protocol::{
@@ -22,15 +23,6 @@ use crate::ring::partition;
 /// How often a read retries the index when the object it named was replaced
 /// between the two lookups.
 const STORAGE_READ_ATTEMPTS_MAX: usize = 3;
-
-/// Node answers of at least this size are streamed to the client as they
-/// arrive, not read whole first (smaller ones are read whole, so that a node
-/// failing mid-answer still falls back to storage).
-pub const STREAM_MIN_BYTES: u64 = 256 * 1024;
-
-/// The share of the response budget a streamed answer takes: about what the
-/// front-end buffers of it at once (hyper's read buffer and write queue).
-pub const STREAM_SHARE_BYTES: u64 = 1024 * 1024;
 
 /// An image's bytes: whole, or still arriving from the node that holds it.
 pub enum ImageBody {
@@ -64,7 +56,9 @@ pub(super) fn budget_spent() -> ApiError {
 }
 
 /// Reads `key`: cache, else storage (then fills the cache). With `may_stream`, a
-/// large cache hit comes back as a stream (see [`STREAM_MIN_BYTES`]).
+/// large cache hit comes back as a stream (see [`STREAM_MIN_BYTES`]); smaller
+/// ones are read whole, so that a node failing mid-answer still falls back to
+/// storage.
 pub async fn read(
     state: &Arc<FrontendState>,
     key: &str,

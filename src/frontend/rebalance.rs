@@ -250,9 +250,6 @@ impl Drop for HandedOver<'_> {
     }
 }
 
-/// How long the front-end waits for the manager's pool listing.
-pub const MANAGER_LISTING_TIMEOUT_MS: u64 = 2_000;
-
 /// The pool the manager holds: its members and its directive.
 #[derive(Debug, Clone)]
 pub struct ManagerPool {
@@ -278,7 +275,7 @@ pub async fn manager_pool(state: &Arc<FrontendState>) -> Option<Result<ManagerPo
                 "/api/manager/pool_node_list",
                 &[],
                 Bytes::new(),
-                MANAGER_LISTING_TIMEOUT_MS,
+                crate::limits::MANAGER_LISTING_TIMEOUT_MS,
             )
             .await
             .map_err(|error| error.to_string())?;

@@ -21,11 +21,8 @@ use crate::api::parse_members;
 use crate::api::{self, ApiError, JsonBody, PathParam};
 use crate::auth::Access;
 use crate::key::validate_key;
+use crate::limits::EPOCH_MAX;
 use crate::net::budget::BudgetedBody;
-
-/// Largest epoch a notify may carry (2^53, exact in every JSON reader): one
-/// near `u64::MAX` would leave the manager no epoch to move past it with.
-pub const EPOCH_MAX: u64 = 1 << 53;
 
 /// Room for the multipart framing and the key field around the file.
 const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;

@@ -23,7 +23,8 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiError;
-use crate::autoscale::{decide, AutoParams, POOL_SIZE_MAX, POOL_SIZE_MIN};
+use crate::autoscale::{decide, AutoParams};
+use crate::limits::{self, POOL_NODES_MAX, POOL_NODES_MIN};
 use crate::net::client::HttpClient;
 use crate::node::protocol::{CLEAR_PATH, CONFIG_PATH, STATS_PATH};
 use crate::node::CacheConfig;
@@ -79,15 +80,15 @@ impl ManagerSettings {
             slots,
             initial_pool: None,
             frontend_addr: None,
-            node_port: crate::cli::NODE_PORT_DEFAULT,
-            stats_interval_ms: 5_000,
-            autoscale_interval_ms: 60_000,
-            health_interval_ms: 1_000,
-            health_timeout_ms: 500,
-            health_failures_max: 3,
-            move_callback_timeout_ms: 10_000,
-            notify_timeout_ms: 15_000,
-            notify_attempts_max: 3,
+            node_port: limits::NODE_PORT_DEFAULT,
+            stats_interval_ms: limits::STATS_INTERVAL_MS_DEFAULT,
+            autoscale_interval_ms: limits::AUTOSCALE_INTERVAL_MS_DEFAULT,
+            health_interval_ms: limits::HEALTH_INTERVAL_MS_DEFAULT,
+            health_timeout_ms: limits::HEALTH_TIMEOUT_MS_DEFAULT,
+            health_failures_max: limits::HEALTH_FAILURES_MAX_DEFAULT,
+            move_callback_timeout_ms: limits::MOVE_CALLBACK_TIMEOUT_MS_DEFAULT,
+            notify_timeout_ms: limits::NOTIFY_TIMEOUT_MS_DEFAULT,
+            notify_attempts_max: limits::NOTIFY_ATTEMPTS_MAX_DEFAULT,
             cache: CacheConfig::default(),
             state: None,
             strategy: crate::assign::Strategy::Modulo,
@@ -138,9 +139,9 @@ pub struct ManagerState {
 
 impl ManagerState {
     pub fn new(settings: ManagerSettings, client: HttpClient) -> Result<Arc<Self>, String> {
-        if settings.slots.is_empty() || settings.slots.len() > POOL_SIZE_MAX {
+        if settings.slots.is_empty() || settings.slots.len() > POOL_NODES_MAX {
             return Err(format!(
-                "the manager needs 1 to {POOL_SIZE_MAX} node slots, got {}",
+                "the manager needs 1 to {POOL_NODES_MAX} node slots, got {}",
                 settings.slots.len()
             ));
         }
@@ -304,7 +305,7 @@ impl ManagerState {
             }
             current.len() + 1
         } else {
-            if current.len() <= POOL_SIZE_MIN {
+            if current.len() <= POOL_NODES_MIN {
                 return Err(ApiError::bad_request(
                     "the pool has 1 node, the fewest it can hold",
                 ));
@@ -351,7 +352,7 @@ impl ManagerState {
         mode: &str,
     ) -> Result<Vec<NodeId>, ApiError> {
         let old = self.pool();
-        let target = target.clamp(POOL_SIZE_MIN, self.settings.slots.len());
+        let target = target.clamp(POOL_NODES_MIN, self.settings.slots.len());
         if target == old.len() {
             return Ok(old);
         }
@@ -662,7 +663,7 @@ impl ManagerState {
         let target = decide(&params, wanted, gets, hits).min(self.settings.slots.len());
         tracing::info!(gets, hits, size = wanted, target, "auto-scaler round");
         if target != wanted {
-            let pool_target = target.saturating_sub(ejected).max(POOL_SIZE_MIN);
+            let pool_target = target.saturating_sub(ejected).max(POOL_NODES_MIN);
             if let Err(error) = self.resize_locked(pool_target, "automatic").await {
                 tracing::warn!(error = %error.message, "automatic resize failed");
             }

@@ -18,9 +18,6 @@ use crate::autoscale::AutoParams;
 use crate::node::CacheConfig;
 use crate::ring::NodeId;
 
-/// Largest body the manager reads (its calls carry small JSON).
-const JSON_MAX_BYTES: usize = 64 * 1024;
-
 pub fn router(state: Arc<ManagerState>) -> Router {
     let gate = |access| crate::auth::layer(&state.settings.secrets, access);
     // Reading is open; changing anything takes the admin token, and the
@@ -64,9 +61,11 @@ pub fn router(state: Arc<ManagerState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .fallback(api::not_found_fallback)
         .method_not_allowed_fallback(|| async { api::method_not_allowed() })
-        .layer(axum::extract::DefaultBodyLimit::max(JSON_MAX_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::limits::MANAGER_BODY_MAX_BYTES,
+        ))
         .layer(axum::middleware::from_fn(|request, next| {
-            api::refuse_announced_oversize(JSON_MAX_BYTES, request, next)
+            api::refuse_announced_oversize(crate::limits::MANAGER_BODY_MAX_BYTES, request, next)
         }))
         .with_state(state)
 }

@@ -35,13 +35,10 @@ pub struct ClientSettings {
 impl Default for ClientSettings {
     fn default() -> Self {
         ClientSettings {
-            timeout_ms: 5_000,
-            body_max_bytes: 64 * 1024 * 1024,
-            idle_per_host_max: 64,
-            // Below the servers' 10 s header-read timeout, which also closes idle
-            // kept-alive connections: a connection the server is closing is never
-            // picked for a new request.
-            idle_timeout_ms: 5_000,
+            timeout_ms: crate::limits::CLIENT_TIMEOUT_MS_DEFAULT,
+            body_max_bytes: crate::limits::CLIENT_BODY_MAX_BYTES_DEFAULT,
+            idle_per_host_max: crate::limits::CLIENT_IDLE_PER_HOST_MAX_DEFAULT,
+            idle_timeout_ms: crate::limits::CLIENT_IDLE_TIMEOUT_MS_DEFAULT,
         }
     }
 }

@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use super::guard::{BodyPace, DeadlineBody, StallGuard};
 use super::Listener;
+use crate::limits;
 
 /// Limits of a server.
 #[derive(Clone, Copy, Debug)]
@@ -39,14 +40,14 @@ pub struct ServerSettings {
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
-            header_read_timeout_ms: 10_000,
-            shutdown_grace_ms: 5_000,
-            connections_max: 4_096,
-            write_stall_timeout_ms: 15_000,
-            read_stall_timeout_ms: 60_000,
+            header_read_timeout_ms: limits::HEADER_READ_TIMEOUT_MS_DEFAULT,
+            shutdown_grace_ms: limits::SHUTDOWN_GRACE_MS_DEFAULT,
+            connections_max: limits::CONNECTIONS_MAX_DEFAULT,
+            write_stall_timeout_ms: limits::WRITE_STALL_TIMEOUT_MS_DEFAULT,
+            read_stall_timeout_ms: limits::READ_STALL_TIMEOUT_MS_DEFAULT,
             body_pace: BodyPace {
-                grace_ms: 10_000,
-                rate_bytes_per_s: 16 * 1024,
+                grace_ms: limits::BODY_GRACE_MS_DEFAULT,
+                rate_bytes_per_s: limits::BODY_RATE_BYTES_PER_S_DEFAULT,
             },
         }
     }

@@ -22,15 +22,12 @@ use crate::api::{self, ApiError, JsonBody, PathParam, RawBody};
 use crate::auth::{Access, Secrets};
 use crate::balance::MoveKeysPayload;
 use crate::cache::store::{CacheStore, Entry, Policy, PutError, PutOutcome, MB};
+use crate::limits;
 use crate::net::client::HttpClient;
 use crate::ring::NodeId;
 use crate::stats::NodeCounters;
 use protocol::{item_path, VERSION_HEADER};
 
-/// Largest capacity a node accepts, in MB.
-pub const CAPACITY_MB_MAX: u64 = 64 * 1024;
-/// Smallest cache capacity accepted, in MB (about 1 KB).
-pub const CAPACITY_MB_MIN: f64 = 0.001;
 /// Keys sent at once while moving.
 const MOVES_IN_FLIGHT_MAX: usize = 8;
 
@@ -53,14 +50,16 @@ impl Default for CacheConfig {
 
 impl CacheConfig {
     pub fn validate(&self) -> Result<(), ApiError> {
-        if !self.capacity.is_finite() || self.capacity < CAPACITY_MB_MIN {
+        if !self.capacity.is_finite() || self.capacity < limits::CAPACITY_MB_MIN {
             return Err(ApiError::bad_request(format!(
-                "capacity must be a number of MB of at least {CAPACITY_MB_MIN} (1 KB): a cache of 0 would drop everything"
+                "capacity must be a number of MB of at least {} (1 KB): a cache of 0 would drop everything",
+                limits::CAPACITY_MB_MIN
             )));
         }
-        if self.capacity > CAPACITY_MB_MAX as f64 {
+        if self.capacity > limits::CAPACITY_MB_MAX as f64 {
             return Err(ApiError::bad_request(format!(
-                "capacity must be at most {CAPACITY_MB_MAX} MB"
+                "capacity must be at most {} MB",
+                limits::CAPACITY_MB_MAX
             )));
         }
         Ok(())

@@ -71,7 +71,7 @@ fn attack(kind: u32, node: &str, key: &str, insider: bool) -> Attack {
                 "node_ip": [format!("rogue:{NODE_PORT}")],
                 "mode": "manual",
                 "change": "increase",
-                "epoch": if insider { memring::frontend::EPOCH_MAX } else { u64::MAX },
+                "epoch": if insider { memring::limits::EPOCH_MAX } else { u64::MAX },
             })),
         },
         FORGED_PUT => Attack {

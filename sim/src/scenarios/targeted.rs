@@ -114,7 +114,7 @@ pub fn move_race(run: &Run) -> RunOutput {
     spec.cache.capacity = 8.0;
     // A small floor bound would refuse the late moves by their fence, which hides
     // what this scenario looks at: the floor itself.
-    spec.floors_max = memring::cache::store::FLOORS_MAX_DEFAULT;
+    spec.floors_max = memring::limits::FLOORS_MAX_DEFAULT;
     let describe = spec.describe();
     let _hooks = run.buggify_only(&["node.move.after_read"], 100, 800);
     let mut harness = Harness::new(spec);
@@ -160,7 +160,7 @@ pub fn move_race(run: &Run) -> RunOutput {
 pub fn join_race(run: &Run) -> RunOutput {
     let mut spec = WorldSpec::randomized(run.seed);
     spec.cache.capacity = 8.0;
-    spec.floors_max = memring::cache::store::FLOORS_MAX_DEFAULT;
+    spec.floors_max = memring::limits::FLOORS_MAX_DEFAULT;
     let describe = spec.describe();
     let _hooks = run.buggify_only(&["upload.invalidate.before_send"], 100, 300);
     let mut harness = Harness::new(spec);
@@ -213,7 +213,7 @@ pub fn eviction_race(run: &Run) -> RunOutput {
     // Room for three images on the one node.
     spec.cache.capacity = 0.0065;
     spec.cache.policy = memring::cache::store::Policy::Lru;
-    spec.floors_max = memring::cache::store::FLOORS_MAX_DEFAULT;
+    spec.floors_max = memring::limits::FLOORS_MAX_DEFAULT;
     let describe = spec.describe();
     let _hooks = run.buggify_only(&["read.before_fill"], 50, 2_500);
     let mut harness = Harness::new(spec);

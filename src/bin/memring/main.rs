@@ -1,12 +1,18 @@
-//! The `memring` binary: parses the command line and runs one command.
+//! The `memring` binary: parses the command line and runs one command. The
+//! command line, the role starters with their signal handling, and the bench
+//! harness live here, on the binary side: no service module can reach them.
+
+mod bench;
+mod cli;
+mod run;
 
 use std::io::Write;
 use std::process::ExitCode;
 
+use crate::cli::{one_line_clap_error, BenchCommand, Cli, Command};
 use clap::error::ErrorKind;
 use clap::Parser;
-use memring::cli::{one_line_clap_error, run_plan, BenchCommand, Cli, Command};
-use memring::run;
+use memring::plan::run_plan;
 
 /// Runs a service command on a multi-threaded runtime, logging to stderr.
 fn run_service(
@@ -51,13 +57,13 @@ fn main() -> ExitCode {
         }
     };
     let outcome = match cli.command {
-        Command::Plan(args) => run_plan(&args).map_err(|e| e.to_string()),
+        Command::Plan(args) => run_plan(&args.request()).map_err(|e| e.to_string()),
         Command::Up(args) => run_service(run::run_up(args)),
         Command::Frontend(args) => run_service(run::run_frontend(args)),
         Command::CacheNode(args) => run_service(run::run_cache_node(args)),
         Command::Manager(args) => run_service(run::run_manager(args)),
         Command::Bench(BenchCommand::Read(args)) => run_service(async move {
-            let report = memring::bench::bench_read(args).await?;
+            let report = crate::bench::bench_read(args).await?;
             print!("{report}");
             Ok(())
         }),

@@ -1,22 +1,16 @@
-//! The command line: argument parsing and the `plan` command.
-//!
-//! Each command is a function from parsed arguments to its output text, so tests can
-//! call it without a process; `src/bin/memring.rs` only prints and sets the exit
-//! code.
+//! The command line: the arguments of every command, parsed by clap. Each
+//! command runs a function of the library or of `run.rs`; `main.rs` only prints
+//! and sets the exit code.
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::assign::Strategy;
-use crate::balance::{plan, CachedKeys, PlanSettings};
-use crate::error::InputError;
-use crate::key::validate_key;
-use crate::render::{plan_lines, LOG_PREFIX};
-use crate::ring::{NodeId, Pool};
-
-/// Default port of a cache node.
-pub const NODE_PORT_DEFAULT: u16 = 5001;
-/// Default port of the manager.
-pub const MANAGER_PORT_DEFAULT: u16 = 5004;
+use memring::assign::Strategy;
+use memring::limits::{
+    FRONTEND_PORT_DEFAULT, MANAGER_PORT_DEFAULT, NODE_PORT_DEFAULT, POOL_NODES_MAX,
+    UPLOAD_MAX_BYTES_DEFAULT, UP_NODE_PORT_BASE_DEFAULT,
+};
+use memring::plan::PlanRequest;
+use memring::ring::NodeId;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,10 +43,10 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Read latency (uncached, cached) and cached-read throughput through the front-end.
-    Read(crate::bench::BenchReadArgs),
+    Read(super::bench::BenchReadArgs),
 }
 
-/// The tokens of a role (see `crate::auth`). Give them in the environment rather
+/// The tokens of a role (see `memring::auth`). Give them in the environment rather
 /// than as flags, which other users of the machine can see.
 #[derive(Debug, Args, Clone)]
 pub struct TokenArgs {
@@ -78,7 +72,7 @@ pub struct CacheArgs {
     pub capacity_mb: f64,
     /// Replacement policy: lru or rr.
     #[arg(long, default_value = "lru")]
-    pub policy: crate::cache::store::Policy,
+    pub policy: memring::cache::store::Policy,
 }
 
 #[derive(Debug, Args)]
@@ -89,18 +83,19 @@ pub struct UpArgs {
     /// Host every role binds to.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = FRONTEND_PORT_DEFAULT)]
     pub frontend_port: u16,
     #[arg(long, default_value_t = MANAGER_PORT_DEFAULT)]
     pub manager_port: u16,
     /// Port of the first node slot; the others follow (0: free ports).
-    #[arg(long, default_value_t = 5101)]
+    #[arg(long, default_value_t = UP_NODE_PORT_BASE_DEFAULT)]
     pub node_port_base: u16,
     /// Number of node slots (1 to 8).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=8))]
+    #[arg(long, default_value_t = POOL_NODES_MAX as u16,
+          value_parser = clap::value_parser!(u16).range(1..=POOL_NODES_MAX as i64))]
     pub node_slots: u16,
     /// Largest upload, in bytes.
-    #[arg(long, default_value_t = crate::frontend::UPLOAD_MAX_BYTES_DEFAULT)]
+    #[arg(long, default_value_t = UPLOAD_MAX_BYTES_DEFAULT)]
     pub upload_max_bytes: usize,
     /// Store uploads of any type. By default only raster images (PNG, JPEG, GIF,
     /// WebP, BMP) are taken and anything else gets 415; SVG can carry script.
@@ -134,7 +129,7 @@ pub struct FrontendArgs {
     #[arg(long, default_value_t = NODE_PORT_DEFAULT)]
     pub node_port: u16,
     /// Largest upload, in bytes.
-    #[arg(long, default_value_t = crate::frontend::UPLOAD_MAX_BYTES_DEFAULT)]
+    #[arg(long, default_value_t = UPLOAD_MAX_BYTES_DEFAULT)]
     pub upload_max_bytes: usize,
     /// Store uploads of any type. By default only raster images (PNG, JPEG, GIF,
     /// WebP, BMP) are taken and anything else gets 415; SVG can carry script.
@@ -173,7 +168,7 @@ pub struct CacheNodeArgs {
     #[arg(long, default_value_t = NODE_PORT_DEFAULT)]
     pub node_port: u16,
     /// Largest item, in bytes.
-    #[arg(long, default_value_t = crate::frontend::UPLOAD_MAX_BYTES_DEFAULT + 1024)]
+    #[arg(long, default_value_t = UPLOAD_MAX_BYTES_DEFAULT + 1024)]
     pub item_max_bytes: usize,
     #[command(flatten)]
     pub cache: CacheArgs,
@@ -233,44 +228,19 @@ pub struct PlanArgs {
     pub strategy: Strategy,
 }
 
-/// Parses the comma-separated member list of `--to`.
-fn parse_members(text: &str) -> Result<Vec<NodeId>, InputError> {
-    // Pool::parse_list validates emptiness, ids, duplicates and the size limit.
-    Ok(Pool::parse_list(text)?.nodes().to_vec())
-}
-
-/// Parses `--cached`: keys in caching order. An empty value means no keys.
-fn parse_cached(text: Option<&str>) -> Result<CachedKeys, InputError> {
-    let mut cached = CachedKeys::new();
-    let Some(text) = text.filter(|t| !t.is_empty()) else {
-        return Ok(cached);
-    };
-    for key in text.split(',') {
-        validate_key(key)?;
-        cached.insert(key);
+impl PlanArgs {
+    /// The request these arguments make of the core.
+    pub fn request(&self) -> PlanRequest {
+        PlanRequest {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            cached: self.cached.clone(),
+            json: self.json,
+            node_port: self.node_port,
+            manager_port: self.manager_port,
+            strategy: self.strategy,
+        }
     }
-    Ok(cached)
-}
-
-/// Runs `memring plan`: returns the text to print, newline-terminated.
-pub fn run_plan(args: &PlanArgs) -> Result<String, InputError> {
-    let old_pool = Pool::parse_list(&args.from)?;
-    let new_pool = old_pool.transition_to(&parse_members(&args.to)?)?;
-    let cached = parse_cached(args.cached.as_deref())?;
-    let settings = PlanSettings {
-        strategy: args.strategy,
-        manager_port: args.manager_port,
-    };
-    let plan = plan(&old_pool, &new_pool, &cached, settings);
-    if args.json {
-        let mut text = serde_json::to_string(&plan).expect("a plan always serializes");
-        text.push('\n');
-        return Ok(text);
-    }
-    Ok(plan_lines(&plan, args.node_port)
-        .into_iter()
-        .map(|line| format!("{LOG_PREFIX}{line}\n"))
-        .collect())
 }
 
 /// Collapses a clap error to one line: the message without the usage block.

@@ -11,10 +11,10 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use tokio::time::Instant;
 
-use crate::net::client::{ClientSettings, HttpClient};
-use crate::net::form::upload_form;
-use crate::net::TokioConnector;
-use crate::up::{start_up, UpSettings};
+use memring::net::client::{ClientSettings, HttpClient};
+use memring::net::form::upload_form;
+use memring::net::TokioConnector;
+use memring::up::{start_up, UpSettings};
 
 /// What to measure.
 #[derive(Debug, Clone, clap::Args)]
@@ -85,7 +85,7 @@ pub async fn bench_read(args: BenchReadArgs) -> Result<String, String> {
     let mut settings = UpSettings::new(dir.clone());
     settings.frontend_port = 0;
     settings.manager_port = 0;
-    settings.node_ports = vec![0; args.nodes.clamp(1, 8)];
+    settings.node_ports = vec![0; args.nodes.clamp(1, memring::limits::POOL_NODES_MAX)];
     settings.cache.capacity = 1024.0;
     let up = start_up(settings).await?;
     let client = HttpClient::new(
@@ -100,7 +100,7 @@ pub async fn bench_read(args: BenchReadArgs) -> Result<String, String> {
     tokio::time::timeout(Duration::from_secs(10), up.ready())
         .await
         .map_err(|_| "the front-end did not learn the pool".to_owned())?;
-    for _ in 1..args.nodes.clamp(1, 8) {
+    for _ in 1..args.nodes.clamp(1, memring::limits::POOL_NODES_MAX) {
         client
             .send_json(
                 Method::POST,

@@ -9,16 +9,16 @@ use std::sync::Arc;
 use rand::RngCore;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{Secrets, Token};
 use crate::cli::{CacheArgs, CacheNodeArgs, FrontendArgs, ManagerArgs, TokenArgs, UpArgs};
-use crate::frontend::FrontendSettings;
-use crate::manager::ManagerSettings;
-use crate::net::{SharedConnector, TokioConnector, TokioListener};
-use crate::node::{CacheConfig, NodeSettings};
-use crate::ring::Pool;
-use crate::storage::local::LocalBlobStore;
-use crate::storage::sqlite::SqliteKeyIndex;
-use crate::up::{start_frontend, start_manager, start_node, start_up, UpSettings};
+use memring::auth::{Secrets, Token};
+use memring::frontend::FrontendSettings;
+use memring::manager::ManagerSettings;
+use memring::net::{SharedConnector, TokioConnector, TokioListener};
+use memring::node::{CacheConfig, NodeSettings};
+use memring::ring::Pool;
+use memring::storage::local::LocalBlobStore;
+use memring::storage::sqlite::SqliteKeyIndex;
+use memring::up::{start_frontend, start_manager, start_node, start_up, UpSettings};
 
 /// Resolves when the process is asked to stop (SIGINT or SIGTERM).
 pub async fn shutdown_signal() {
@@ -259,7 +259,7 @@ pub async fn run_cache_node(args: CacheNodeArgs) -> Result<(), String> {
         cache: cache_config(&args.cache)?,
         rng_seed: os_seed(),
         body_max_bytes: args.item_max_bytes,
-        floors_max: crate::cache::store::FLOORS_MAX_DEFAULT,
+        floors_max: memring::limits::FLOORS_MAX_DEFAULT,
         incarnation: os_seed(),
         secrets,
         server: Default::default(),
@@ -293,7 +293,7 @@ pub async fn run_manager(args: ManagerArgs) -> Result<(), String> {
     settings.frontend_addr = Some(args.frontend);
     settings.node_port = args.node_port;
     settings.cache = cache_config(&args.cache)?;
-    settings.state = Some(Arc::new(crate::manager::state::FileStateStore::real(
+    settings.state = Some(Arc::new(memring::manager::state::FileStateStore::real(
         args.state_file,
     )));
     settings.strategy = args.strategy;
