@@ -1,7 +1,7 @@
 //! The two shared secrets of a deployment, and the guard that checks them.
 //!
 //! - The **cluster token** is shared by the roles. Every internal call carries it
-//!   (header [`CLUSTER_TOKEN_HEADER`]): the notify, the hand-over callback and
+//!   (header [`headers::CLUSTER_TOKEN`]): the notify, the hand-over callback and
 //!   every cache-node endpoint but `/healthz`. Without it nobody outside the
 //!   cluster can reroute the pool or plant an image in a cache.
 //! - The **admin token** guards the administrative and destructive calls: clearing
@@ -25,9 +25,8 @@ use rand::RngCore;
 
 use crate::api::ApiError;
 use crate::limits::{TOKEN_BYTES_MAX, TOKEN_BYTES_MIN};
+use crate::wire::headers;
 
-/// Header that carries the cluster token on internal calls.
-pub const CLUSTER_TOKEN_HEADER: &str = "x-memring-cluster-token";
 /// Random bytes in a generated token (shown as twice as many hex digits).
 const GENERATED_TOKEN_BYTES: usize = 24;
 
@@ -110,7 +109,7 @@ impl Secrets {
     pub fn check(&self, access: Access, headers: &HeaderMap) -> Result<(), ApiError> {
         let cluster_ok = |token: &Token| {
             headers
-                .get(CLUSTER_TOKEN_HEADER)
+                .get(headers::CLUSTER_TOKEN)
                 .is_some_and(|value| token.matches(value.as_bytes()))
         };
         match access {
@@ -147,7 +146,7 @@ impl Secrets {
     pub fn cluster_header(&self) -> Option<(http::HeaderName, http::HeaderValue)> {
         let token = self.cluster.as_ref()?;
         let value = http::HeaderValue::from_str(token.expose()).ok()?;
-        Some((http::HeaderName::from_static(CLUSTER_TOKEN_HEADER), value))
+        Some((http::HeaderName::from_static(headers::CLUSTER_TOKEN), value))
     }
 }
 
@@ -239,7 +238,7 @@ mod tests {
         };
         assert_eq!(check(&[]), Err(StatusCode::UNAUTHORIZED));
         assert_eq!(
-            check(&[(CLUSTER_TOKEN_HEADER, "cluster-secret-0002")]),
+            check(&[(headers::CLUSTER_TOKEN, "cluster-secret-0002")]),
             Err(StatusCode::UNAUTHORIZED)
         );
         // The admin token does not open internal calls.
@@ -248,7 +247,7 @@ mod tests {
             Err(StatusCode::UNAUTHORIZED)
         );
         assert_eq!(
-            check(&[(CLUSTER_TOKEN_HEADER, "cluster-secret-0001")]),
+            check(&[(headers::CLUSTER_TOKEN, "cluster-secret-0001")]),
             Ok(())
         );
     }
@@ -278,7 +277,7 @@ mod tests {
             Ok(())
         );
         assert_eq!(
-            check(&[(CLUSTER_TOKEN_HEADER, "cluster-secret-0001")]),
+            check(&[(headers::CLUSTER_TOKEN, "cluster-secret-0001")]),
             Ok(())
         );
     }

@@ -26,6 +26,7 @@ pub mod ring;
 pub mod stats;
 pub mod storage;
 pub mod up;
+pub mod wire;
 
 /// The tracing target on which a service reports a broken protocol invariant:
 /// something its own protocol says cannot happen, or cannot be repaired. The

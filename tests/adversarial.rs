@@ -8,9 +8,9 @@ use bytes::Bytes;
 use common::{assert_error, image_bytes, json, settings, start, Api};
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, StatusCode};
-use memring::auth::{Secrets, Token, CLUSTER_TOKEN_HEADER};
+use memring::auth::{Secrets, Token};
 use memring::net::client::Reply;
-use memring::node::protocol::{FENCE_HEADER, VERSION_HEADER};
+use memring::wire::{headers, paths};
 
 const CLUSTER: &str = "test-cluster-token-000001";
 const ADMIN: &str = "test-admin-token-0000001";
@@ -52,7 +52,7 @@ fn bearer(token: &str) -> (HeaderName, HeaderValue) {
 
 fn cluster(token: &str) -> (HeaderName, HeaderValue) {
     (
-        HeaderName::from_static(CLUSTER_TOKEN_HEADER),
+        HeaderName::from_static(headers::CLUSTER_TOKEN),
         HeaderValue::from_str(token).unwrap(),
     )
 }
@@ -154,7 +154,7 @@ async fn internal_and_admin_calls_need_their_tokens() {
     let item = "/api/cache/item/ghost";
     let forged = [
         (
-            HeaderName::from_static(VERSION_HEADER),
+            HeaderName::from_static(headers::VERSION),
             HeaderValue::from(u64::MAX),
         ),
         (CONTENT_TYPE, HeaderValue::from_static("text/html")),
@@ -181,7 +181,7 @@ async fn internal_and_admin_calls_need_their_tokens() {
         (Method::DELETE, "/api/cache/clear".to_owned(), vec![], b""),
         (
             Method::POST,
-            memring::node::protocol::MOVE_KEYS_PATH.to_owned(),
+            paths::MOVE_KEYS.to_owned(),
             vec![json_type()],
             b"{}",
         ),
@@ -204,7 +204,7 @@ async fn internal_and_admin_calls_need_their_tokens() {
     let reply = send(&api, Method::PUT, &node, item, &headers, b"x").await;
     assert_eq!(reply.status, StatusCode::CONFLICT);
     headers.push((
-        HeaderName::from_static(FENCE_HEADER),
+        HeaderName::from_static(headers::FENCE),
         HeaderValue::from_static("1.0.0"),
     ));
     let reply = send(&api, Method::PUT, &node, item, &headers, b"x").await;
@@ -490,7 +490,7 @@ async fn a_node_sends_keys_and_calls_back_only_within_its_cluster() {
         &api,
         Method::POST,
         &up.node_addrs()[0].clone(),
-        memring::node::protocol::MOVE_KEYS_PATH,
+        paths::MOVE_KEYS,
         &[json_type(), cluster(CLUSTER)],
         order.as_bytes(),
     )
@@ -515,7 +515,7 @@ async fn a_node_sends_keys_and_calls_back_only_within_its_cluster() {
             &api,
             Method::POST,
             &node,
-            memring::node::protocol::MOVE_KEYS_PATH,
+            paths::MOVE_KEYS,
             &[json_type(), cluster(CLUSTER)],
             order.as_bytes(),
         )

@@ -24,6 +24,7 @@
 //! - **resurrected**: an image committed before an acknowledged clear began must
 //!   not be served after it.
 
+use memring::wire::paths;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, Read as _, Seek, SeekFrom};
@@ -472,7 +473,7 @@ impl Server {
                 .send_with_timeout(
                     Method::GET,
                     &frontend,
-                    "/healthz",
+                    paths::HEALTHZ,
                     &[],
                     Bytes::new(),
                     PROBE_TIMEOUT_MS,
@@ -540,7 +541,7 @@ impl Clients {
         let id = lock(&self.model).invoke_upload(key, generation);
         let outcome = self
             .client
-            .send(Method::POST, &self.frontend, "/api/upload", &headers, body)
+            .send(Method::POST, &self.frontend, paths::UPLOAD, &headers, body)
             .await;
         let answer = match outcome {
             Ok(reply) if reply.status == StatusCode::OK => Answer::Success,
@@ -577,7 +578,7 @@ impl Clients {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 continue;
             };
-            let path = format!("/images/{key}");
+            let path = paths::image_path(&key);
             let outcome = self
                 .client
                 .send(Method::GET, &self.frontend, &path, &[], Bytes::new())
@@ -617,7 +618,7 @@ impl Clients {
             .send(
                 Method::DELETE,
                 &self.frontend,
-                "/api/clear/data",
+                paths::CLEAR_DATA,
                 &[],
                 Bytes::new(),
             )
@@ -653,7 +654,7 @@ impl Clients {
                     .send(
                         Method::DELETE,
                         &self.frontend,
-                        "/api/clear/cache",
+                        paths::CLEAR_CACHE,
                         &[],
                         Bytes::new(),
                     )
@@ -672,7 +673,7 @@ impl Clients {
                         .send_json(
                             Method::POST,
                             &manager,
-                            "/api/manager/poolsize/manual",
+                            paths::POOLSIZE_MANUAL,
                             &serde_json::json!({ "change": change }),
                         )
                         .await;
@@ -701,7 +702,7 @@ enum KeyRead {
 }
 
 async fn read_key(client: &HttpClient, frontend: &str, key: &str) -> KeyRead {
-    let path = format!("/images/{key}");
+    let path = paths::image_path(key);
     let mut last = String::new();
     for attempt in 0..CHECK_ATTEMPTS_MAX {
         if attempt > 0 {
@@ -738,7 +739,7 @@ async fn list_keys(client: &HttpClient, frontend: &str) -> Result<Vec<String>, S
             tokio::time::sleep(Duration::from_millis(CHECK_RETRY_PAUSE_MS)).await;
         }
         match client
-            .send(Method::POST, frontend, "/api/list_keys", &[], Bytes::new())
+            .send(Method::POST, frontend, paths::LIST_KEYS, &[], Bytes::new())
             .await
         {
             Ok(reply) if reply.status == StatusCode::OK => {

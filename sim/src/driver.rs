@@ -1,6 +1,7 @@
 //! Client operations inside the simulation, each recorded in the history, and the
 //! control calls scenarios make (notify, resize, node listings).
 
+use memring::wire::{headers, paths};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -46,7 +47,13 @@ impl Driver {
         while crate::history::now_ms() - started < limit_ms {
             let reply = self
                 .client
-                .send(Method::GET, &self.frontend, "/healthz", &[], Bytes::new())
+                .send(
+                    Method::GET,
+                    &self.frontend,
+                    paths::HEALTHZ,
+                    &[],
+                    Bytes::new(),
+                )
                 .await;
             if matches!(reply, Ok(r) if r.status == StatusCode::OK) {
                 return true;
@@ -111,7 +118,7 @@ impl Driver {
             .send_with_timeout(
                 Method::POST,
                 &self.frontend,
-                "/api/upload",
+                paths::UPLOAD,
                 &headers,
                 body,
                 timeout_ms,
@@ -141,7 +148,7 @@ impl Driver {
             },
             final_check,
         );
-        let path = format!("/images/{key}");
+        let path = paths::image_path(key);
         let outcome = match self
             .client
             .send(Method::GET, &self.frontend, &path, &[], Bytes::new())
@@ -163,7 +170,7 @@ impl Driver {
                         .strip_prefix("\"v")
                         .and_then(|rest| rest.strip_suffix('"'))
                         .and_then(|digits| digits.parse::<u64>().ok());
-                    let hit = header("x-memring-cache") == "hit";
+                    let hit = header(headers::CACHE_STATE) == "hit";
                     match version {
                         _ if mime != crate::history::mime_of(generation) => {
                             Outcome::Corrupt(format!(
@@ -216,7 +223,7 @@ impl Driver {
             OpKind::ClearData,
             Method::DELETE,
             false,
-            "/api/clear/data",
+            paths::CLEAR_DATA,
             &Value::Null,
         )
         .await
@@ -228,7 +235,7 @@ impl Driver {
             OpKind::ClearCache,
             Method::DELETE,
             false,
-            "/api/clear/cache",
+            paths::CLEAR_CACHE,
             &Value::Null,
         )
         .await
@@ -244,7 +251,7 @@ impl Driver {
             },
             Method::POST,
             true,
-            "/api/manager/cache/config",
+            paths::MANAGER_CACHE_CONFIG,
             &body,
         )
         .await
@@ -258,7 +265,7 @@ impl Driver {
             .send(
                 Method::POST,
                 &self.frontend,
-                "/api/list_keys",
+                paths::LIST_KEYS,
                 &[],
                 Bytes::new(),
             )
@@ -342,7 +349,7 @@ impl Driver {
             .send_with_timeout(
                 Method::POST,
                 &self.manager,
-                "/api/manager/pool_node_list",
+                paths::POOL_NODE_LIST,
                 &[(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
                 Bytes::from(body.to_string()),
                 120_000,
@@ -360,7 +367,7 @@ impl Driver {
             .send_with_timeout(
                 Method::POST,
                 &self.manager,
-                "/api/manager/poolsize/manual",
+                paths::POOLSIZE_MANUAL,
                 &[(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
                 Bytes::from(body.to_string()),
                 120_000,
@@ -372,7 +379,7 @@ impl Driver {
     /// Grows or shrinks the pool by one through the manager.
     pub async fn resize(&self, change: &str) -> Option<Reply> {
         let body = serde_json::json!({ "change": change });
-        self.call_json(Method::POST, true, "/api/manager/poolsize/manual", &body)
+        self.call_json(Method::POST, true, paths::POOLSIZE_MANUAL, &body)
             .await
     }
 
@@ -388,7 +395,7 @@ impl Driver {
             .send(
                 Method::GET,
                 &self.manager,
-                "/api/manager/pool_node_list",
+                paths::POOL_NODE_LIST,
                 &[],
                 Bytes::new(),
             )
@@ -412,7 +419,7 @@ impl Driver {
     async fn pool_view(&self) -> Option<Value> {
         let reply = self
             .client
-            .send(Method::GET, &self.frontend, "/api/pool", &[], Bytes::new())
+            .send(Method::GET, &self.frontend, paths::POOL, &[], Bytes::new())
             .await
             .ok()?;
         reply.json()
@@ -450,7 +457,7 @@ impl Driver {
             .send(
                 Method::GET,
                 &format!("{node}:{NODE_PORT}"),
-                "/api/cache/keys",
+                paths::NODE_KEYS,
                 &[],
                 Bytes::new(),
             )
@@ -471,7 +478,7 @@ impl Driver {
             .send(
                 Method::GET,
                 &format!("{node}:{NODE_PORT}"),
-                "/api/cache/stats",
+                paths::NODE_STATS,
                 &[],
                 Bytes::new(),
             )
@@ -488,7 +495,7 @@ impl Driver {
             .send(
                 Method::GET,
                 &self.manager,
-                "/api/manager/aggregate_stats",
+                paths::AGGREGATE_STATS,
                 &[],
                 Bytes::new(),
             )

@@ -230,7 +230,7 @@ fn sim_secrets() -> Secrets {
 pub fn trusted_client(timeout_ms: u64) -> HttpClient {
     sim_client(timeout_ms)
         .with_default_header(
-            http::HeaderName::from_static(memring::auth::CLUSTER_TOKEN_HEADER),
+            http::HeaderName::from_static(memring::wire::headers::CLUSTER_TOKEN),
             http::HeaderValue::from_static(CLUSTER_TOKEN),
         )
         .with_default_header(

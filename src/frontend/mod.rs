@@ -10,6 +10,7 @@ mod rebalance;
 mod routes;
 mod upload;
 
+use crate::wire::{fence, paths};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
@@ -365,12 +366,14 @@ impl FrontendState {
     /// Takes `token` for `node` if it is the same life and clear as the token held
     /// but with more floors forgotten (the node said so when refusing a put).
     fn adopt_later_fence(&self, node: &NodeId, token: &str) -> bool {
-        use crate::node::protocol::Fence;
-        let Ok(offered) = token.parse::<Fence>() else {
+        let Ok(offered) = token.parse::<fence::Fence>() else {
             return false;
         };
         let mut fences = lock(&self.fences);
-        let Some(held) = fences.get(node).and_then(|t| t.parse::<Fence>().ok()) else {
+        let Some(held) = fences
+            .get(node)
+            .and_then(|t| t.parse::<fence::Fence>().ok())
+        else {
             return false;
         };
         if offered.supersedes(&held) {
@@ -390,7 +393,7 @@ async fn clear_node(state: &Arc<FrontendState>, node: &NodeId) -> bool {
         .send(
             http::Method::DELETE,
             &addr,
-            crate::node::protocol::CLEAR_PATH,
+            paths::NODE_CLEAR,
             &[],
             bytes::Bytes::new(),
         )

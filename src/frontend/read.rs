@@ -1,6 +1,7 @@
 //! The read path: the owning node first, then the key index and the blob store,
 //! then a fill of the owning node.
 
+use crate::wire::{fence, headers, paths};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,10 +15,6 @@ use crate::key::validate_key;
 use crate::limits::{STREAM_MIN_BYTES, STREAM_SHARE_BYTES};
 use crate::net::budget::Share;
 use crate::net::client::{content_length, Answer, Take, UpstreamBody};
-use crate::node::protocol::{
-    item_path, FenceRefusal, FENCE_CURRENT_HEADER, FENCE_HEADER, FENCE_MISMATCH_HEADER,
-    VERSION_HEADER,
-};
 use crate::ring::partition;
 
 /// How often a read retries the index when the object it named was replaced
@@ -99,7 +96,7 @@ pub async fn read(
             .send_taking(
                 Method::GET,
                 &addr,
-                &item_path(key),
+                &paths::item_path(key),
                 &[],
                 Bytes::new(),
                 state.settings.node_timeout_ms,
@@ -176,7 +173,7 @@ fn hit(headers: &http::HeaderMap, body: ImageBody, share: Option<Share>) -> Imag
         .unwrap_or(crate::mime::OCTET_STREAM)
         .to_owned();
     let version = headers
-        .get(VERSION_HEADER)
+        .get(headers::VERSION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
@@ -254,33 +251,33 @@ fn fill(
         let mut headers = vec![
             (CONTENT_TYPE, mime),
             (
-                http::header::HeaderName::from_static(VERSION_HEADER),
+                http::header::HeaderName::from_static(headers::VERSION),
                 HeaderValue::from(image.version),
             ),
         ];
         let sent_fence = fence;
         if let Ok(fence) = HeaderValue::from_str(&sent_fence) {
-            headers.push((http::header::HeaderName::from_static(FENCE_HEADER), fence));
+            headers.push((http::header::HeaderName::from_static(headers::FENCE), fence));
         }
         match state
             .client
             .send_with_timeout(
                 Method::PUT,
                 &addr,
-                &item_path(&key),
+                &paths::item_path(&key),
                 &headers,
                 image.bytes,
                 state.settings.node_timeout_ms,
             )
             .await
         {
-            Ok(reply) if reply.headers.contains_key(FENCE_MISMATCH_HEADER) => {
-                let floors_only = reply.headers.get(FENCE_MISMATCH_HEADER).is_some_and(|v| {
-                    v.as_bytes() == FenceRefusal::FloorsForgotten.as_str().as_bytes()
+            Ok(reply) if reply.headers.contains_key(headers::FENCE_MISMATCH) => {
+                let floors_only = reply.headers.get(headers::FENCE_MISMATCH).is_some_and(|v| {
+                    v.as_bytes() == fence::FenceRefusal::FloorsForgotten.as_str().as_bytes()
                 });
                 let current = reply
                     .headers
-                    .get(FENCE_CURRENT_HEADER)
+                    .get(headers::FENCE_CURRENT)
                     .and_then(|v| v.to_str().ok());
                 match current {
                     // The node only forgot floors: nothing stale got in, and later

@@ -2,6 +2,7 @@
 //! force) the front-end plans the move with the core, logs the documented lines,
 //! switches routing to the new mapping and sends the move orders.
 
+use crate::wire::{headers, paths};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,7 +15,6 @@ use crate::api::parse_members;
 use crate::api::ApiError;
 use crate::assign::Assignment;
 use crate::balance::{plan_from, plan_to, BalancePlan, PlanSettings};
-use crate::node::protocol::{FENCES_HEADER, MOVE_KEYS_PATH};
 use crate::render::plan_lines;
 use crate::ring::{NodeId, Pool};
 
@@ -193,14 +193,17 @@ pub async fn rebalance_to(
             http::HeaderValue::from_static("application/json"),
         )];
         if let Ok(value) = http::HeaderValue::from_str(&fences.join(";")) {
-            headers.push((http::header::HeaderName::from_static(FENCES_HEADER), value));
+            headers.push((
+                http::header::HeaderName::from_static(headers::FENCES),
+                value,
+            ));
         }
         let outcome = state
             .client
             .send_with_timeout(
                 Method::POST,
                 &addr,
-                MOVE_KEYS_PATH,
+                paths::MOVE_KEYS,
                 &headers,
                 Bytes::from(serde_json::to_vec(&payload).expect("payloads serialize")),
                 state.settings.move_timeout_ms,
@@ -272,7 +275,7 @@ pub async fn manager_pool(state: &Arc<FrontendState>) -> Option<Result<ManagerPo
             .send_with_timeout(
                 Method::GET,
                 manager,
-                "/api/manager/pool_node_list",
+                paths::POOL_NODE_LIST,
                 &[],
                 Bytes::new(),
                 crate::limits::MANAGER_LISTING_TIMEOUT_MS,

@@ -1,5 +1,6 @@
 //! The front-end's HTTP API: the documented calls, `/images/{key}` and `/healthz`.
 
+use crate::wire::{headers, paths};
 use std::sync::Arc;
 
 use axum::extract::multipart::MultipartError;
@@ -33,24 +34,24 @@ pub fn router(state: Arc<FrontendState>) -> Router {
     let body_max_bytes = state.settings.upload_max_bytes + MULTIPART_OVERHEAD_BYTES;
     let gate = |access| crate::auth::layer(&state.settings.secrets, access);
     Router::new()
-        .route("/api/upload", post(upload))
-        .route("/api/list_keys", post(list_keys).get(list_keys))
-        .route("/api/key/{key}", post(key_content).get(key_content))
-        .route("/images/{key}", get(image))
+        .route(paths::UPLOAD, post(upload))
+        .route(paths::LIST_KEYS, post(list_keys).get(list_keys))
+        .route(paths::KEY_ROUTE, post(key_content).get(key_content))
+        .route(paths::IMAGES_ROUTE, get(image))
         .route(
-            "/api/notify",
+            paths::NOTIFY,
             post(notify).route_layer(gate(Access::Cluster)),
         )
         .route(
-            "/api/clear/data",
+            paths::CLEAR_DATA,
             delete(clear_data).route_layer(gate(Access::Admin)),
         )
         .route(
-            "/api/clear/cache",
+            paths::CLEAR_CACHE,
             delete(clear_cache_call).route_layer(gate(Access::Admin)),
         )
-        .route("/api/pool", get(pool))
-        .route("/healthz", get(healthz))
+        .route(paths::POOL, get(pool))
+        .route(paths::HEALTHZ, get(healthz))
         .fallback(api::not_found_fallback)
         .method_not_allowed_fallback(|| async { api::method_not_allowed() })
         .layer(DefaultBodyLimit::max(body_max_bytes))
@@ -240,7 +241,7 @@ async fn image(
             (header::CONTENT_TYPE, mime),
             (header::ETAG, etag_value),
             (
-                header::HeaderName::from_static("x-memring-cache"),
+                header::HeaderName::from_static(headers::CACHE_STATE),
                 cache_state,
             ),
         ],
@@ -356,7 +357,7 @@ fn epoch_refusal(state: &FrontendState, error: ApiError) -> Result<Response, Api
     let epoch = state.routing().map_or(0, |routing| routing.epoch);
     let mut response = error.into_response();
     response.headers_mut().insert(
-        header::HeaderName::from_static(crate::node::protocol::EPOCH_HEADER),
+        header::HeaderName::from_static(headers::EPOCH),
         HeaderValue::from(epoch),
     );
     Ok(response)

@@ -6,6 +6,7 @@
 //! with its answer lost, the new one); the blob is never half-written, as blobs
 //! are put atomically under fresh names.
 
+use crate::wire::paths;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -18,7 +19,6 @@ use tracing::Instrument;
 
 use super::{lock, FrontendState};
 use crate::api::ApiError;
-use crate::node::protocol::item_path;
 use crate::ring::NodeId;
 use crate::storage::{StorageError, Upserted};
 
@@ -244,7 +244,7 @@ pub(super) async fn invalidate_everywhere(
     version: u64,
     pool_read_once: Option<Vec<NodeId>>,
 ) {
-    let path = format!("{}?version={version}", item_path(key));
+    let path = format!("{}?version={version}", paths::item_path(key));
     // Each node invalidated, with the fence token it had when the call went out:
     // a node cleared since (a join clears it, and a clear drops its floors) may
     // have taken the old image again, so it is invalidated again.

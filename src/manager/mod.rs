@@ -10,6 +10,7 @@
 mod routes;
 pub mod state;
 
+use crate::wire::{headers, paths};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -26,7 +27,6 @@ use crate::api::ApiError;
 use crate::autoscale::{decide, AutoParams};
 use crate::limits::{self, POOL_NODES_MAX, POOL_NODES_MIN};
 use crate::net::client::HttpClient;
-use crate::node::protocol::{CLEAR_PATH, CONFIG_PATH, STATS_PATH};
 use crate::node::CacheConfig;
 use crate::ring::NodeId;
 use crate::stats::{counter_delta, NodeCounters, SeriesRecorder};
@@ -477,7 +477,7 @@ impl ManagerState {
                 .send_with_timeout(
                     Method::POST,
                     frontend,
-                    "/api/notify",
+                    paths::NOTIFY,
                     &[(
                         http::header::CONTENT_TYPE,
                         http::HeaderValue::from_static("application/json"),
@@ -495,7 +495,7 @@ impl ManagerState {
                 Ok(reply) if reply.status == http::StatusCode::CONFLICT => {
                     let theirs = reply
                         .headers
-                        .get(crate::node::protocol::EPOCH_HEADER)
+                        .get(headers::EPOCH)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse::<u64>().ok());
                     match theirs {
@@ -552,7 +552,7 @@ impl ManagerState {
         let addr = self.node_addr(node);
         if let Err(error) = self
             .client
-            .send(Method::DELETE, &addr, CLEAR_PATH, &[], Bytes::new())
+            .send(Method::DELETE, &addr, paths::NODE_CLEAR, &[], Bytes::new())
             .await
         {
             tracing::warn!(%node, %error, "could not clear a leaving node");
@@ -563,7 +563,7 @@ impl ManagerState {
         let addr = self.node_addr(node);
         match self
             .client
-            .send_json(Method::POST, &addr, CONFIG_PATH, config)
+            .send_json(Method::POST, &addr, paths::NODE_CONFIG, config)
             .await
         {
             Ok(reply) if reply.status.is_success() => true,
@@ -606,7 +606,7 @@ impl ManagerState {
             let addr = self.node_addr(node);
             let reply = self
                 .client
-                .send(Method::GET, &addr, STATS_PATH, &[], Bytes::new())
+                .send(Method::GET, &addr, paths::NODE_STATS, &[], Bytes::new())
                 .await
                 .ok()?;
             #[derive(serde::Deserialize)]
@@ -713,7 +713,7 @@ impl ManagerState {
                 .send_with_timeout(
                     Method::GET,
                     &addr,
-                    "/healthz",
+                    paths::HEALTHZ,
                     &[],
                     Bytes::new(),
                     self.settings.health_timeout_ms,

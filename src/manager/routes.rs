@@ -1,5 +1,6 @@
 //! The manager's HTTP API, all under `/api/manager/`, in the documented envelopes.
 
+use crate::wire::paths;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -24,41 +25,41 @@ pub fn router(state: Arc<ManagerState>) -> Router {
     // hand-over callback the cluster token.
     Router::new()
         .route(
-            "/api/manager/pool_node_list",
+            paths::POOL_NODE_LIST,
             post(set_pool_node_list)
                 .route_layer(gate(Access::Admin))
                 .merge(get(pool_node_list)),
         )
-        .route("/api/manager/poolsize", get(poolsize))
-        .route("/api/manager/poolsize/config", get(poolsize_config))
+        .route(paths::POOLSIZE, get(poolsize))
+        .route(paths::POOLSIZE_CONFIG, get(poolsize_config))
         .route(
-            "/api/manager/poolsize/manual",
+            paths::POOLSIZE_MANUAL,
             post(manual).route_layer(gate(Access::Admin)),
         )
         .route(
-            "/api/manager/poolsize/automatic",
+            paths::POOLSIZE_AUTOMATIC,
             post(automatic).route_layer(gate(Access::Admin)),
         )
         .route(
-            "/api/manager/cache/config",
+            paths::MANAGER_CACHE_CONFIG,
             post(set_cache_config)
                 .route_layer(gate(Access::Admin))
                 .merge(get(get_cache_config)),
         )
-        .route("/api/manager/aggregate_stats", get(aggregate_stats))
+        .route(paths::AGGREGATE_STATS, get(aggregate_stats))
         .route(
-            "/api/manager/cache/clear",
+            paths::MANAGER_CACHE_CLEAR,
             delete(clear_cache).route_layer(gate(Access::Admin)),
         )
         .route(
-            "/api/manager/data/clear",
+            paths::MANAGER_DATA_CLEAR,
             delete(clear_data).route_layer(gate(Access::Admin)),
         )
         .route(
-            crate::node::protocol::MOVE_DONE_PATH,
+            paths::MOVE_DONE,
             post(move_done).route_layer(gate(Access::Cluster)),
         )
-        .route("/healthz", get(|| async { "ok" }))
+        .route(paths::HEALTHZ, get(|| async { "ok" }))
         .fallback(api::not_found_fallback)
         .method_not_allowed_fallback(|| async { api::method_not_allowed() })
         .layer(axum::extract::DefaultBodyLimit::max(
@@ -252,11 +253,11 @@ async fn forward_clear(state: &ManagerState, path: &str) -> Result<Response, Api
 }
 
 async fn clear_cache(State(state): State<Arc<ManagerState>>) -> Result<Response, ApiError> {
-    forward_clear(&state, "/api/clear/cache").await
+    forward_clear(&state, paths::CLEAR_CACHE).await
 }
 
 async fn clear_data(State(state): State<Arc<ManagerState>>) -> Result<Response, ApiError> {
-    forward_clear(&state, "/api/clear/data").await
+    forward_clear(&state, paths::CLEAR_DATA).await
 }
 
 #[derive(Deserialize)]

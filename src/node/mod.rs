@@ -3,8 +3,7 @@
 //! Items travel as raw bytes with their version and mime type in headers (see
 //! [`protocol`]). `move_keys` keeps the documented JSON shape.
 
-pub mod protocol;
-
+use crate::wire::{fence, headers, paths};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -26,7 +25,6 @@ use crate::limits;
 use crate::net::client::HttpClient;
 use crate::ring::NodeId;
 use crate::stats::NodeCounters;
-use protocol::{item_path, VERSION_HEADER};
 
 /// Keys sent at once while moving.
 const MOVES_IN_FLIGHT_MAX: usize = 8;
@@ -142,7 +140,7 @@ impl NodeState {
     /// store forgot so far. Call with the store lock held so it cannot change under
     /// the caller.
     fn fence_token(&self, store: &CacheStore) -> String {
-        protocol::Fence {
+        fence::Fence {
             incarnation: self.settings.incarnation,
             clears: self.clears.load(Ordering::Relaxed),
             floors_forgotten: store.floors_forgotten(),
@@ -185,23 +183,20 @@ pub fn router(state: Arc<NodeState>) -> Router {
     let body_max_bytes = state.settings.body_max_bytes;
     Router::new()
         .route(
-            "/api/cache/item/{key}",
+            paths::ITEM_ROUTE,
             get(get_item).put(put_item).delete(invalidate_item),
         )
+        .route(paths::NODE_CLEAR, axum::routing::delete(clear).post(clear))
         .route(
-            protocol::CLEAR_PATH,
-            axum::routing::delete(clear).post(clear),
-        )
-        .route(
-            protocol::CONFIG_PATH,
+            paths::NODE_CONFIG,
             get(get_config).post(set_config).put(set_config),
         )
-        .route(protocol::STATS_PATH, get(stats))
-        .route("/api/cache/keys", get(keys))
-        .route(protocol::MOVE_KEYS_PATH, post(move_keys))
+        .route(paths::NODE_STATS, get(stats))
+        .route(paths::NODE_KEYS, get(keys))
+        .route(paths::MOVE_KEYS, post(move_keys))
         // Every call but the health check is internal to the cluster.
         .route_layer(crate::auth::layer(&state.settings.secrets, Access::Cluster))
-        .route("/healthz", get(|| async { "ok" }))
+        .route(paths::HEALTHZ, get(|| async { "ok" }))
         .fallback(api::not_found_fallback)
         .method_not_allowed_fallback(|| async { api::method_not_allowed() })
         .layer(DefaultBodyLimit::max(body_max_bytes))
@@ -237,7 +232,7 @@ async fn get_item(
                 [
                     (header::CONTENT_TYPE, mime),
                     (
-                        header::HeaderName::from_static(VERSION_HEADER),
+                        header::HeaderName::from_static(headers::VERSION),
                         HeaderValue::from(entry.version),
                     ),
                 ],
@@ -251,11 +246,14 @@ async fn get_item(
 
 fn version_of(headers: &HeaderMap) -> Result<u64, ApiError> {
     headers
-        .get(VERSION_HEADER)
+        .get(headers::VERSION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .ok_or_else(|| {
-            ApiError::bad_request(format!("header {VERSION_HEADER} must be a version number"))
+            ApiError::bad_request(format!(
+                "header {} must be a version number",
+                headers::VERSION
+            ))
         })
 }
 
@@ -276,16 +274,16 @@ async fn put_item(
         mime,
         version,
     };
-    let moved = headers.contains_key(protocol::MOVED_HEADER);
+    let moved = headers.contains_key(headers::MOVED);
     let fence = headers
-        .get(protocol::FENCE_HEADER)
+        .get(headers::FENCE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<protocol::Fence>().ok());
+        .and_then(|v| v.parse::<fence::Fence>().ok());
     let mut store = state.store();
     let current = state.fence_token(&store);
     let refusal = match fence {
         // A put with no fence cannot prove it is not older than a clear.
-        None => Some(protocol::FenceRefusal::Reset),
+        None => Some(fence::FenceRefusal::Reset),
         Some(fence) => fence.refusal(&current.parse().expect("own token parses")),
     };
     if let Some(refusal) = refusal {
@@ -293,14 +291,14 @@ async fn put_item(
         let mut response = ApiError::new(StatusCode::CONFLICT, "stale fence token").into_response();
         let headers = response.headers_mut();
         headers.insert(
-            header::HeaderName::from_static(protocol::FENCE_MISMATCH_HEADER),
+            header::HeaderName::from_static(headers::FENCE_MISMATCH),
             HeaderValue::from_static(refusal.as_str()),
         );
-        if refusal == protocol::FenceRefusal::FloorsForgotten {
+        if refusal == fence::FenceRefusal::FloorsForgotten {
             // Nothing stale got in: the sender may take the new token at once.
             if let Ok(value) = HeaderValue::from_str(&current) {
                 headers.insert(
-                    header::HeaderName::from_static(protocol::FENCE_CURRENT_HEADER),
+                    header::HeaderName::from_static(headers::FENCE_CURRENT),
                     value,
                 );
             }
@@ -467,22 +465,22 @@ async fn hand_over(
                             .unwrap_or(HeaderValue::from_static(crate::mime::OCTET_STREAM)),
                     ),
                     (
-                        header::HeaderName::from_static(VERSION_HEADER),
+                        header::HeaderName::from_static(headers::VERSION),
                         HeaderValue::from(entry.version),
                     ),
                     (
-                        header::HeaderName::from_static(protocol::MOVED_HEADER),
+                        header::HeaderName::from_static(headers::MOVED),
                         HeaderValue::from_static("1"),
                     ),
                 ];
                 let fence_header = fence.and_then(|token| HeaderValue::from_str(&token).ok()).map(|token| {
-                    (header::HeaderName::from_static(protocol::FENCE_HEADER), token)
+                    (header::HeaderName::from_static(headers::FENCE), token)
                 });
                 let headers: Vec<(header::HeaderName, HeaderValue)> =
                     headers.into_iter().chain(fence_header).collect();
                 let sent = state
                     .client
-                    .send(Method::PUT, &addr, &item_path(&key), &headers, entry.bytes.clone())
+                    .send(Method::PUT, &addr, &paths::item_path(&key), &headers, entry.bytes.clone())
                     .await;
                 let delivered = matches!(&sent, Ok(reply) if reply.status.is_success() || reply.status == StatusCode::CONFLICT);
                 if delivered {
@@ -514,7 +512,7 @@ async fn hand_over(
 /// The destinations' fence tokens sent with a move order.
 fn parse_fences(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
-        .get(protocol::FENCES_HEADER)
+        .get(headers::FENCES)
         .and_then(|v| v.to_str().ok())
         .map(|text| {
             text.split(';')
@@ -550,7 +548,7 @@ async fn callback_manager(state: &Arc<NodeState>, ordered_port: u16) {
     let body = json!({ "node": state.settings.node_id });
     if let Err(error) = state
         .client
-        .send_json(Method::POST, &addr, protocol::MOVE_DONE_PATH, &body)
+        .send_json(Method::POST, &addr, paths::MOVE_DONE, &body)
         .await
     {
         tracing::warn!(%error, "manager callback failed");

@@ -2,6 +2,7 @@
 //! pool; then traffic drops to a few hot keys and it shrinks. The size stays within
 //! 1..8 throughout.
 
+use memring::wire::paths;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ pub fn run(run: &Run) -> RunOutput {
         let mut problems = Vec::new();
         driver.wait_ready(30_000).await;
         let params = serde_json::json!({"max_miss_rate_threshold": 0.5, "min_miss_rate_threshold": 0.2, "expand_ratio": 2.0, "shrink_ratio": 0.5});
-        if !driver.call_json(Method::POST, true, "/api/manager/poolsize/automatic", &params).await.is_some_and(|r| r.status.is_success()) {
+        if !driver.call_json(Method::POST, true, paths::POOLSIZE_AUTOMATIC, &params).await.is_some_and(|r| r.status.is_success()) {
             problems.push(Violation { invariant: Invariant::Liveness, message: "automatic mode refused".into(), op: None });
         }
         let keys: Vec<String> = (0..40).map(|i| format!("wide-{i}")).collect();

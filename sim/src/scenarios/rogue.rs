@@ -12,17 +12,14 @@
 //! with 409. The checker must see no stale or foreign image and a pool that
 //! follows the manager.
 
+use memring::wire::{headers, paths};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, StatusCode};
-use memring::auth::CLUSTER_TOKEN_HEADER;
 use memring::net::client::HttpClient;
-use memring::node::protocol::{
-    CLEAR_PATH, CONFIG_PATH, FENCE_HEADER, MOVE_DONE_PATH, MOVE_KEYS_PATH, VERSION_HEADER,
-};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -56,14 +53,14 @@ fn attack(kind: u32, node: &str, key: &str, insider: bool) -> Attack {
     let frontend = format!("frontend:{FRONTEND_PORT}");
     let manager = format!("manager:{MANAGER_PORT}");
     let node_addr = format!("{node}:{NODE_PORT}");
-    let item = format!("/api/cache/item/{key}");
+    let item = paths::item_path(key);
     let json = |value: serde_json::Value| Bytes::from(value.to_string());
     match kind {
         ROGUE_NOTIFY => Attack {
             what: "rogue notify",
             method: Method::POST,
             addr: frontend,
-            path: "/api/notify".into(),
+            path: paths::NOTIFY.into(),
             headers: json_headers(),
             // An outsider names the largest epoch; an insider one the front-end
             // accepts (a larger one is refused as malformed before anything else).
@@ -82,11 +79,11 @@ fn attack(kind: u32, node: &str, key: &str, insider: bool) -> Attack {
             headers: vec![
                 (CONTENT_TYPE, HeaderValue::from_static("text/html")),
                 (
-                    HeaderName::from_static(VERSION_HEADER),
+                    HeaderName::from_static(headers::VERSION),
                     HeaderValue::from(u64::MAX),
                 ),
                 (
-                    HeaderName::from_static(FENCE_HEADER),
+                    HeaderName::from_static(headers::FENCE),
                     HeaderValue::from_static("1.0.0"),
                 ),
             ],
@@ -104,7 +101,7 @@ fn attack(kind: u32, node: &str, key: &str, insider: bool) -> Attack {
             what: "capacity 0",
             method: Method::POST,
             addr: node_addr,
-            path: CONFIG_PATH.into(),
+            path: paths::NODE_CONFIG.into(),
             headers: json_headers(),
             body: json(serde_json::json!({"capacity": 0, "policy": "lru"})),
         },
@@ -112,7 +109,7 @@ fn attack(kind: u32, node: &str, key: &str, insider: bool) -> Attack {
             what: "node cleared",
             method: Method::DELETE,
             addr: node_addr,
-            path: CLEAR_PATH.into(),
+            path: paths::NODE_CLEAR.into(),
             headers: Vec::new(),
             body: Bytes::new(),
         },
@@ -120,7 +117,7 @@ fn attack(kind: u32, node: &str, key: &str, insider: bool) -> Attack {
             what: "move order to a rogue address",
             method: Method::POST,
             addr: node_addr,
-            path: MOVE_KEYS_PATH.into(),
+            path: paths::MOVE_KEYS.into(),
             headers: json_headers(),
             body: json(serde_json::json!({
                 "mapping": {"0": format!("rogue:{NODE_PORT}")},
@@ -131,7 +128,7 @@ fn attack(kind: u32, node: &str, key: &str, insider: bool) -> Attack {
             what: "hand-over callback",
             method: Method::POST,
             addr: manager.clone(),
-            path: MOVE_DONE_PATH.into(),
+            path: paths::MOVE_DONE.into(),
             headers: json_headers(),
             body: json(serde_json::json!({"node": node})),
         },
@@ -139,7 +136,7 @@ fn attack(kind: u32, node: &str, key: &str, insider: bool) -> Attack {
             what: "resize",
             method: Method::POST,
             addr: manager,
-            path: "/api/manager/poolsize/manual".into(),
+            path: paths::POOLSIZE_MANUAL.into(),
             headers: json_headers(),
             body: json(serde_json::json!({"change": "increase"})),
         },
@@ -147,7 +144,7 @@ fn attack(kind: u32, node: &str, key: &str, insider: bool) -> Attack {
             what: "data cleared",
             method: Method::DELETE,
             addr: frontend,
-            path: "/api/clear/data".into(),
+            path: paths::CLEAR_DATA.into(),
             headers: Vec::new(),
             body: Bytes::new(),
         },
@@ -166,7 +163,7 @@ async fn attack_loop(seed: u64, slots: Vec<String>, problems: Problems) -> u64 {
     let (bare, wrong) = (sim_client(5_000), sim_client(5_000));
     let wrong: HttpClient = wrong
         .with_default_header(
-            HeaderName::from_static(CLUSTER_TOKEN_HEADER),
+            HeaderName::from_static(headers::CLUSTER_TOKEN),
             HeaderValue::from_static("not-the-cluster-token-0000"),
         )
         .with_default_header(
@@ -174,7 +171,7 @@ async fn attack_loop(seed: u64, slots: Vec<String>, problems: Problems) -> u64 {
             HeaderValue::from_static("Bearer not-the-admin-token-0000"),
         );
     let inside = sim_client(5_000).with_default_header(
-        HeaderName::from_static(CLUSTER_TOKEN_HEADER),
+        HeaderName::from_static(headers::CLUSTER_TOKEN),
         HeaderValue::from_static(crate::world::CLUSTER_TOKEN),
     );
     let mut refused = 0;

@@ -3,6 +3,7 @@
 //! uncached and cached reads one at a time, and the throughput of cached reads
 //! under concurrency.
 
+use memring::wire::{headers, paths};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,7 +51,7 @@ async fn read_once(client: &HttpClient, frontend: &str, key: &str) -> Result<(u6
         .send(
             Method::GET,
             frontend,
-            &format!("/images/{key}"),
+            &paths::image_path(key),
             &[],
             Bytes::new(),
         )
@@ -61,7 +62,7 @@ async fn read_once(client: &HttpClient, frontend: &str, key: &str) -> Result<(u6
     }
     let hit = reply
         .headers
-        .get("x-memring-cache")
+        .get(headers::CACHE_STATE)
         .is_some_and(|v| v == "hit");
     Ok((started.elapsed().as_micros() as u64, hit))
 }
@@ -105,7 +106,7 @@ pub async fn bench_read(args: BenchReadArgs) -> Result<String, String> {
             .send_json(
                 Method::POST,
                 &manager,
-                "/api/manager/poolsize/manual",
+                paths::POOLSIZE_MANUAL,
                 &serde_json::json!({"change": "increase"}),
             )
             .await
@@ -124,7 +125,7 @@ pub async fn bench_read(args: BenchReadArgs) -> Result<String, String> {
             .send(
                 Method::POST,
                 &frontend,
-                "/api/upload",
+                paths::UPLOAD,
                 &[(
                     CONTENT_TYPE,
                     HeaderValue::from_str(&content_type).expect("ascii"),
