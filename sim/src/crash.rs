@@ -24,6 +24,7 @@
 //! - **resurrected**: an image committed before an acknowledged clear began must
 //!   not be served after it.
 
+use memring::wire::change::Change;
 use memring::wire::paths;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -662,9 +663,9 @@ impl Clients {
             } else if resizing.is_empty() {
                 self.stats.resizes.fetch_add(1, Ordering::Relaxed);
                 let change = if rng.gen_bool(0.5) {
-                    "increase"
+                    Change::Increase
                 } else {
-                    "decrease"
+                    Change::Decrease
                 };
                 let client = self.client.clone();
                 let manager = self.manager.clone();

@@ -1,6 +1,7 @@
 //! Client operations inside the simulation, each recorded in the history, and the
 //! control calls scenarios make (notify, resize, node listings).
 
+use memring::wire::change::Change;
 use memring::wire::{headers, paths};
 use std::time::Duration;
 
@@ -361,7 +362,7 @@ impl Driver {
     /// Grows or shrinks the pool by one through the manager; `Err(true)` when the
     /// call surely never reached the manager (no connection), `Err(false)` when its
     /// effect is unknown.
-    pub async fn resize_call(&self, change: &str) -> Result<Reply, bool> {
+    pub async fn resize_call(&self, change: Change) -> Result<Reply, bool> {
         let body = serde_json::json!({ "change": change });
         self.client
             .send_with_timeout(
@@ -377,7 +378,7 @@ impl Driver {
     }
 
     /// Grows or shrinks the pool by one through the manager.
-    pub async fn resize(&self, change: &str) -> Option<Reply> {
+    pub async fn resize(&self, change: Change) -> Option<Reply> {
         let body = serde_json::json!({ "change": change });
         self.call_json(Method::POST, true, paths::POOLSIZE_MANUAL, &body)
             .await

@@ -1,5 +1,6 @@
 //! The front-end's HTTP API: the documented calls, `/images/{key}` and `/healthz`.
 
+use crate::wire::change::{Change, Mode};
 use crate::wire::{headers, paths};
 use std::sync::Arc;
 
@@ -283,16 +284,11 @@ async fn notify(
     State(state): State<Arc<FrontendState>>,
     JsonBody(notify): JsonBody<Notify>,
 ) -> Result<Response, ApiError> {
-    if !matches!(notify.mode.as_str(), "manual" | "automatic") {
-        return Err(ApiError::bad_request(
-            "mode must be \"manual\" or \"automatic\"",
-        ));
-    }
-    if !matches!(notify.change.as_str(), "increase" | "decrease") {
-        return Err(ApiError::bad_request(
-            "change must be \"increase\" or \"decrease\"",
-        ));
-    }
+    notify.mode.parse::<Mode>().map_err(ApiError::bad_request)?;
+    notify
+        .change
+        .parse::<Change>()
+        .map_err(ApiError::bad_request)?;
     if notify.epoch.is_some_and(|epoch| epoch > EPOCH_MAX) {
         return Err(ApiError::bad_request(format!(
             "epoch must be at most {EPOCH_MAX}"

@@ -10,6 +10,7 @@
 mod routes;
 pub mod state;
 
+use crate::wire::change::Change;
 use crate::wire::{headers, paths};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -98,12 +99,7 @@ impl ManagerSettings {
     }
 }
 
-/// Manual or automatic resizing.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Mode {
-    Manual,
-    Automatic,
-}
+pub use crate::wire::change::Mode;
 
 struct Inner {
     pool: Vec<NodeId>,
@@ -313,7 +309,7 @@ impl ManagerState {
             current.len() - 1
         };
         self.inner().mode = Mode::Manual;
-        self.resize_locked(target, "manual").await
+        self.resize_locked(target, Mode::Manual).await
     }
 
     /// Sets the pool to exactly `members`, by hand: survivors keep their join order
@@ -342,14 +338,14 @@ impl ManagerState {
             .nodes()
             .to_vec();
         self.inner().mode = Mode::Manual;
-        self.change_pool_locked(old, new, "manual", true).await
+        self.change_pool_locked(old, new, Mode::Manual, true).await
     }
 
     /// Resizes to `target` nodes. The caller holds `resize_lock`.
     async fn resize_locked(
         self: &Arc<Self>,
         target: usize,
-        mode: &str,
+        mode: Mode,
     ) -> Result<Vec<NodeId>, ApiError> {
         let old = self.pool();
         let target = target.clamp(POOL_NODES_MIN, self.settings.slots.len());
@@ -381,7 +377,7 @@ impl ManagerState {
         self: &Arc<Self>,
         old: Vec<NodeId>,
         new: Vec<NodeId>,
-        mode: &str,
+        mode: Mode,
         wait_for_leavers: bool,
     ) -> Result<Vec<NodeId>, ApiError> {
         if new == old {
@@ -389,12 +385,8 @@ impl ManagerState {
         }
         let joining: Vec<NodeId> = new.iter().filter(|n| !old.contains(n)).cloned().collect();
         let leaving: Vec<NodeId> = old.iter().filter(|n| !new.contains(n)).cloned().collect();
-        let change = if new.len() > old.len() {
-            "increase"
-        } else {
-            "decrease"
-        };
-        tracing::info!(?old, ?new, mode, "resizing the pool");
+        let change = Change::between(old.len(), new.len());
+        tracing::info!(?old, ?new, mode = mode.as_str(), "resizing the pool");
 
         // Joining nodes get the cache configuration before they get keys.
         let config = self.inner().cache;
@@ -457,8 +449,8 @@ impl ManagerState {
     async fn notify_frontend(
         &self,
         pool: &[NodeId],
-        mode: &str,
-        change: &str,
+        mode: Mode,
+        change: Change,
         epoch: u64,
         mapping: &crate::assign::Assignment,
     ) -> Option<u64> {
@@ -664,7 +656,7 @@ impl ManagerState {
         tracing::info!(gets, hits, size = wanted, target, "auto-scaler round");
         if target != wanted {
             let pool_target = target.saturating_sub(ejected).max(POOL_NODES_MIN);
-            if let Err(error) = self.resize_locked(pool_target, "automatic").await {
+            if let Err(error) = self.resize_locked(pool_target, Mode::Automatic).await {
                 tracing::warn!(error = %error.message, "automatic resize failed");
             }
         }
@@ -690,14 +682,15 @@ impl ManagerState {
         let _guard = self.resize_lock.lock().await;
         let (pool, epoch, mapping, mode) = {
             let inner = self.inner();
-            let mode = match inner.mode {
-                Mode::Manual => "manual",
-                Mode::Automatic => "automatic",
-            };
-            (inner.pool.clone(), inner.epoch, inner.mapping.clone(), mode)
+            (
+                inner.pool.clone(),
+                inner.epoch,
+                inner.mapping.clone(),
+                inner.mode,
+            )
         };
         tracing::info!(epoch, "telling the front-end the pool again");
-        self.notify_frontend(&pool, mode, "increase", epoch, &mapping)
+        self.notify_frontend(&pool, mode, Change::Increase, epoch, &mapping)
             .await;
     }
 
@@ -772,10 +765,7 @@ impl ManagerState {
         if !back.is_empty() || new.len() != old.len() {
             tracing::warn!(?old, ?new, ejected = ?to_eject, rejoined = ?back, "pool changed by health checks");
         }
-        let mode = match self.inner().mode {
-            Mode::Manual => "manual",
-            Mode::Automatic => "automatic",
-        };
+        let mode = self.inner().mode;
         if let Err(error) = self.change_pool_locked(old, new, mode, false).await {
             tracing::warn!(error = %error.message, "pool change after health checks failed");
         }

@@ -1,5 +1,6 @@
 //! The manager's HTTP API, all under `/api/manager/`, in the documented envelopes.
 
+use crate::wire::change::Change;
 use crate::wire::paths;
 use std::sync::Arc;
 
@@ -119,10 +120,7 @@ async fn poolsize(State(state): State<Arc<ManagerState>>) -> Response {
 
 fn config_content(state: &ManagerState) -> Value {
     let inner = state.inner();
-    let option = match inner.mode {
-        Mode::Manual => "manual",
-        Mode::Automatic => "automatic",
-    };
+    let option = inner.mode.as_str();
     json!({
         "resize_pool_option": option,
         "resize_pool_parameters": {
@@ -148,15 +146,8 @@ async fn manual(
     State(state): State<Arc<ManagerState>>,
     JsonBody(body): JsonBody<Manual>,
 ) -> Result<Response, ApiError> {
-    let grow = match body.change.as_str() {
-        "increase" => true,
-        "decrease" => false,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "change must be \"increase\" or \"decrease\", not {other:?}"
-            )))
-        }
-    };
+    let change: Change = body.change.parse().map_err(ApiError::bad_request)?;
+    let grow = change == Change::Increase;
     let pool = state.resize_by_one(grow).await?;
     // Nodes ejected for failing health checks rejoin when they answer again: the
     // size asked for counts them.

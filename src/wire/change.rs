@@ -46,6 +46,46 @@ impl Mode {
     }
 }
 
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Change {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "increase" => Ok(Change::Increase),
+            "decrease" => Ok(Change::Decrease),
+            other => Err(format!(
+                "change must be \"increase\" or \"decrease\", not {:?}",
+                crate::error::echo(other)
+            )),
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "manual" => Ok(Mode::Manual),
+            "automatic" => Ok(Mode::Automatic),
+            other => Err(format!(
+                "mode must be \"manual\" or \"automatic\", not {:?}",
+                crate::error::echo(other)
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +107,9 @@ mod tests {
         );
         assert_eq!(Change::between(1, 2), Change::Increase);
         assert_eq!(Change::between(3, 2), Change::Decrease);
+        assert_eq!("increase".parse::<Change>(), Ok(Change::Increase));
+        assert!("Increase".parse::<Change>().is_err());
+        assert_eq!("manual".parse::<Mode>(), Ok(Mode::Manual));
+        assert!("auto".parse::<Mode>().is_err());
     }
 }

@@ -10,6 +10,7 @@
 //! leaves some kinds of administrative call out (swarm testing). Every fault is
 //! healed before the end; then the system is checked at quiescence.
 
+use memring::wire::change::Change;
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
@@ -540,7 +541,7 @@ pub fn run(run: &Run) -> RunOutput {
                 }
             }
             let grow = size == 1 || (size < 6 && rng.gen_bool(0.6));
-            let change = if grow { "increase" } else { "decrease" };
+            let change = if grow { Change::Increase } else { Change::Decrease };
             // The editors begin a little before the resize, so that uploads are
             // under way when the routing switches.
             resize_started_ms.store(crate::history::now_ms().max(1), Ordering::Relaxed);
@@ -611,9 +612,10 @@ pub fn run(run: &Run) -> RunOutput {
         check_pool(&driver, None, &mut found).await;
         // One more resize through the manager: the front-end must follow it.
         let now_size = driver.manager_pool().await.map_or(1, |pool| pool.len());
-        let first = if now_size > 1 { "decrease" } else { "increase" };
+        let first = if now_size > 1 { Change::Decrease } else { Change::Increase };
         let mut resized = false;
-        for change in [first, if first == "decrease" { "increase" } else { "decrease" }] {
+        let second = if first == Change::Decrease { Change::Increase } else { Change::Decrease };
+        for change in [first, second] {
             if driver.resize(change).await.is_some_and(|r| r.status.is_success()) {
                 resized = true;
                 break;

@@ -5,6 +5,7 @@
 //! state is checked, statistics included: the nodes' hits must be the hits the
 //! clients saw.
 
+use memring::wire::change::Change;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -56,7 +57,7 @@ pub fn run(run: &Run) -> RunOutput {
         }
         for pair in SIZES.windows(2) {
             let (from, to) = (pair[0], pair[1]);
-            let change = if to > from { "increase" } else { "decrease" };
+            let change = Change::between(from, to);
             for _ in 0..from.abs_diff(to) {
                 match driver.resize(change).await {
                     Some(reply) if reply.status.is_success() => {}

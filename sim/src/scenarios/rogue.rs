@@ -12,6 +12,7 @@
 //! with 409. The checker must see no stale or foreign image and a pool that
 //! follows the manager.
 
+use memring::wire::change::Change;
 use memring::wire::{headers, paths};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -262,7 +263,11 @@ pub fn run_in(run: &Run, spec: WorldSpec) -> RunOutput {
         while crate::history::now_ms() < ATTACK_WINDOW_MS {
             tokio::time::sleep(Duration::from_millis(rng.gen_range(1_000..3_000))).await;
             let grow = size == 1 || (size < 5 && rng.gen_bool(0.6));
-            let change = if grow { "increase" } else { "decrease" };
+            let change = if grow {
+                Change::Increase
+            } else {
+                Change::Decrease
+            };
             match driver.resize(change).await {
                 Some(reply) if reply.status.is_success() => {
                     size = if grow { size + 1 } else { size - 1 };

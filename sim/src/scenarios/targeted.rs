@@ -17,6 +17,7 @@
 //! - `manager-disk-loss`: resizes, then the manager's disk is replaced
 //!   (`manager-epoch-reset`).
 
+use memring::wire::change::Change;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -126,7 +127,7 @@ pub fn move_race(run: &Run) -> RunOutput {
         for _ in 0..SCRIPT_CYCLES {
             warm(&driver, SCRIPT_KEYS, &mut generation).await;
             let delay_ms = rng.gen_range(150..400);
-            let grow = driver.resize("increase");
+            let grow = driver.resize(Change::Increase);
             let race = async {
                 tokio::time::sleep(Duration::from_millis(delay_ms)).await;
                 upload_all(&driver, SCRIPT_KEYS, &mut generation).await;
@@ -143,7 +144,7 @@ pub fn move_race(run: &Run) -> RunOutput {
             // The late moves land; then every key must read its newest image.
             tokio::time::sleep(Duration::from_millis(2_500)).await;
             read_all(&driver, SCRIPT_KEYS).await;
-            driver.resize("decrease").await;
+            driver.resize(Change::Decrease).await;
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         end_checks(&driver, SCRIPT_KEYS, &problems).await;
@@ -175,7 +176,7 @@ pub fn join_race(run: &Run) -> RunOutput {
             let uploads = upload_all(&driver, SCRIPT_KEYS, &mut generation);
             let grow = async {
                 tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-                driver.resize("increase").await
+                driver.resize(Change::Increase).await
             };
             let ((), grown) = tokio::join!(uploads, grow);
             if !grown
@@ -194,7 +195,7 @@ pub fn join_race(run: &Run) -> RunOutput {
             read_all(&driver, SCRIPT_KEYS).await;
             tokio::time::sleep(Duration::from_millis(300)).await;
             read_all(&driver, SCRIPT_KEYS).await;
-            driver.resize("decrease").await;
+            driver.resize(Change::Decrease).await;
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         end_checks(&driver, SCRIPT_KEYS, &problems).await;
@@ -319,7 +320,7 @@ fn manager_crash(run: &Run, lose_disk: bool) -> RunOutput {
         driver.wait_ready(30_000).await;
         tokio::time::sleep(Duration::from_millis(2_000)).await;
         for _ in 0..resizes {
-            match driver.resize("increase").await {
+            match driver.resize(Change::Increase).await {
                 Some(reply) if reply.status.is_success() => {
                     let body: serde_json::Value = reply.json().unwrap_or_default();
                     *acked.lock().unwrap_or_else(|p| p.into_inner()) =

@@ -107,7 +107,7 @@ pub async fn bench_read(args: BenchReadArgs) -> Result<String, String> {
                 Method::POST,
                 &manager,
                 paths::POOLSIZE_MANUAL,
-                &serde_json::json!({"change": "increase"}),
+                &serde_json::json!({ "change": memring::wire::change::Change::Increase }),
             )
             .await
             .map_err(|e| e.to_string())?;
