@@ -182,17 +182,18 @@ pub async fn rebalance_to(
         if state.is_quarantined(&entry.send_to) {
             payload.dest = crate::balance::Dest::default();
         }
-        let fences: Vec<String> = payload
-            .dest
-            .0
-            .iter()
-            .filter_map(|(node, _)| state.fence(node).map(|token| format!("{node}={token}")))
-            .collect();
+        let fences = crate::wire::fence::encode_fences(
+            payload
+                .dest
+                .0
+                .iter()
+                .filter_map(|(node, _)| state.fence(node).map(|token| (node, token))),
+        );
         let mut headers = vec![(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
         )];
-        if let Ok(value) = http::HeaderValue::from_str(&fences.join(";")) {
+        if let Ok(value) = http::HeaderValue::from_str(&fences) {
             headers.push((
                 http::header::HeaderName::from_static(headers::FENCES),
                 value,

@@ -514,12 +514,7 @@ fn parse_fences(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .get(headers::FENCES)
         .and_then(|v| v.to_str().ok())
-        .map(|text| {
-            text.split(';')
-                .filter_map(|pair| pair.split_once('='))
-                .map(|(node, token)| (node.trim().to_owned(), token.trim().to_owned()))
-                .collect()
-        })
+        .map(crate::wire::fence::decode_fences)
         .unwrap_or_default()
 }
 

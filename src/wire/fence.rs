@@ -92,7 +92,11 @@ impl std::str::FromStr for Fence {
 }
 
 /// The value of the move order's fences header: `node=token` pairs.
-pub fn encode_fences<'a>(pairs: impl IntoIterator<Item = (String, &'a str)>) -> String {
+pub fn encode_fences<N, T>(pairs: impl IntoIterator<Item = (N, T)>) -> String
+where
+    N: std::fmt::Display,
+    T: std::fmt::Display,
+{
     pairs
         .into_iter()
         .map(|(node, token)| format!("{node}={token}"))
