@@ -1,0 +1,40 @@
+//! The cache configuration: set by the administrator, saved, and pushed to every
+//! node of the pool (and to each node as it joins).
+
+use http::Method;
+
+use super::ManagerState;
+use crate::node::CacheConfig;
+use crate::ring::NodeId;
+use crate::wire::paths;
+
+impl ManagerState {
+    pub(super) async fn push_config(&self, node: &NodeId, config: &CacheConfig) -> bool {
+        let addr = self.node_addr(node);
+        match self
+            .client
+            .send_json(Method::POST, &addr, paths::NODE_CONFIG, config)
+            .await
+        {
+            Ok(reply) if reply.status.is_success() => true,
+            outcome => {
+                tracing::warn!(%node, ?outcome, "could not push the cache configuration");
+                false
+            }
+        }
+    }
+
+    /// Sets the cache configuration and pushes it to every node of the pool.
+    pub async fn set_cache_config(&self, config: CacheConfig) -> Vec<String> {
+        self.inner().cache = config;
+        self.persist().await;
+        let pool = self.pool();
+        let mut failed = Vec::new();
+        for node in &pool {
+            if !self.push_config(node, &config).await {
+                failed.push(node.to_string());
+            }
+        }
+        failed
+    }
+}
