@@ -143,6 +143,15 @@ fn chaos_seed_4_invalidates_a_node_cleared_during_the_upload() {
     assert_passes(Scenario::Chaos, 4);
 }
 
+/// Chaos seed 698 found that the manager's listing could name a node in neither
+/// its pool nor its ejected list: a health round took a rejoining node off the
+/// ejected list before the resize that adds it to the pool (which first pushes
+/// it the cache configuration) committed. The two lists now change in one step.
+#[test]
+fn chaos_seed_698_changes_the_pool_and_the_ejected_list_together() {
+    assert_passes(Scenario::Chaos, 698);
+}
+
 /// Chaos seed 632 found that a successful upload settled its key although a
 /// later, failed upload of it (row commit unknown) had marked it unsettled. With
 /// the current harness no seed of the first 600 fails with that fix undone, so

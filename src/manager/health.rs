@@ -75,22 +75,25 @@ impl ManagerState {
         }
         let mut gone: Vec<NodeId> = old.iter().filter(|n| !new.contains(n)).cloned().collect();
         let mut back: Vec<NodeId> = Vec::new();
-        {
-            let mut inner = self.inner();
-            inner.ejected.retain(|n| !to_rejoin.contains(n));
-            for node in &to_rejoin {
-                if !new.contains(node) && new.len() < self.settings.slots.len() {
-                    new.push(node.clone());
-                    back.push(node.clone());
-                }
+        // The new ejected list is committed with the new pool, in one step.
+        let mut ejected_after = self.inner().ejected.clone();
+        for node in &to_rejoin {
+            if !new.contains(node) && new.len() < self.settings.slots.len() {
+                new.push(node.clone());
+                back.push(node.clone());
             }
-            inner.ejected.append(&mut gone);
         }
+        // A node rejoins only if it fits; one that does not stays ejected.
+        ejected_after.retain(|n| !back.contains(n));
+        ejected_after.append(&mut gone);
         if !back.is_empty() || new.len() != old.len() {
             tracing::warn!(?old, ?new, ejected = ?to_eject, rejoined = ?back, "pool changed by health checks");
         }
         let mode = self.inner().mode;
-        if let Err(error) = self.change_pool_locked(old, new, mode, false).await {
+        if let Err(error) = self
+            .change_pool_locked(old, new, Some(ejected_after), mode, false)
+            .await
+        {
             tracing::warn!(error = %error.message, "pool change after health checks failed");
         }
         self.persist().await;

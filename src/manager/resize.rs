@@ -73,7 +73,8 @@ impl ManagerState {
             .nodes()
             .to_vec();
         self.inner().mode = Mode::Manual;
-        self.change_pool_locked(old, new, Mode::Manual, true).await
+        self.change_pool_locked(old, new, None, Mode::Manual, true)
+            .await
     }
 
     /// Resizes to `target` nodes. The caller holds `resize_lock`.
@@ -102,20 +103,27 @@ impl ManagerState {
             new.push(free.clone());
         }
         new.truncate(target);
-        self.change_pool_locked(old, new, mode, true).await
+        self.change_pool_locked(old, new, None, mode, true).await
     }
 
     /// Moves the pool from `old` to `new`: config to joiners, commit, notify, then
     /// each leaving node is stopped after its hand-over callback (when
     /// `wait_for_leavers`) or a timeout. The caller holds `resize_lock`.
+    ///
+    /// `ejected`, when given, becomes the ejected list in the same step as the
+    /// pool: a node is never in neither, nor in both, as the listing shows them.
     pub(super) async fn change_pool_locked(
         self: &Arc<Self>,
         old: Vec<NodeId>,
         new: Vec<NodeId>,
+        ejected: Option<Vec<NodeId>>,
         mode: Mode,
         wait_for_leavers: bool,
     ) -> Result<Vec<NodeId>, ApiError> {
         if new == old {
+            if let Some(ejected) = ejected {
+                self.inner().ejected = ejected;
+            }
             return Ok(old);
         }
         let joining: Vec<NodeId> = new.iter().filter(|n| !old.contains(n)).cloned().collect();
@@ -146,6 +154,13 @@ impl ManagerState {
             inner.mapping = self.settings.strategy.assign(&pool, Some(&inner.mapping));
             inner.epoch += 1;
             inner.pool = new.clone();
+            if let Some(ejected) = ejected {
+                inner.ejected = ejected;
+            }
+            debug_assert!(
+                inner.pool.iter().all(|node| !inner.ejected.contains(node)),
+                "a node is in the pool and ejected at once"
+            );
             (inner.epoch, inner.mapping.clone())
         };
         self.persist().await;
