@@ -1,13 +1,13 @@
-//! The documented JSON envelopes, built in one place.
-//!
-//! Success: `{"success": "true", ...fields}`. Failure:
-//! `{"success": "false", "error": {"code": <HTTP status>, "message": "..."}}`.
+//! The services' side of the envelope ([`crate::wire::envelope`]): errors as
+//! answers, success answers, and extractors whose refusals are in the envelope.
 
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+
+use crate::wire::envelope::{Empty, Failure, Success};
 
 /// An error answer: its HTTP status is also the envelope's `code`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,12 +37,9 @@ impl ApiError {
     }
 }
 
-/// The failure envelope as JSON.
-pub fn error_body(status: StatusCode, message: &str) -> Value {
-    json!({
-        "success": "false",
-        "error": { "code": status.as_u16(), "message": message },
-    })
+/// The failure envelope.
+pub fn error_body(status: StatusCode, message: &str) -> Failure {
+    Failure::new(status.as_u16(), message)
 }
 
 impl IntoResponse for ApiError {
@@ -64,19 +61,14 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-/// The success envelope with extra top-level fields.
-pub fn ok_with(fields: Value) -> Response {
-    let mut body = Map::new();
-    body.insert("success".into(), Value::from("true"));
-    if let Value::Object(fields) = fields {
-        body.extend(fields);
-    }
-    (StatusCode::OK, Json(Value::Object(body))).into_response()
+/// The success envelope around a wire body (a struct: its fields follow the flag).
+pub fn ok_with<T: Serialize>(body: T) -> Response {
+    (StatusCode::OK, Json(Success::new(body))).into_response()
 }
 
 /// The bare success envelope.
 pub fn ok() -> Response {
-    ok_with(json!({}))
+    ok_with(Empty {})
 }
 
 /// Answer for a route that does not exist, in the envelope.

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -17,11 +18,12 @@ use crate::manager::{self, ManagerSettings, ManagerState};
 use crate::net::client::{ClientSettings, HttpClient};
 use crate::net::server::{serve, ServerSettings};
 use crate::net::{Listener, SharedConnector, TokioConnector, TokioListener};
-use crate::node::{self, CacheConfig, NodeSettings, NodeState};
+use crate::node::{self, NodeSettings, NodeState};
 use crate::ring::NodeId;
 use crate::storage::local::LocalBlobStore;
 use crate::storage::sqlite::SqliteKeyIndex;
 use crate::storage::{BlobStore, KeyIndex};
+use crate::wire::node::CacheConfig;
 
 /// A running service.
 pub struct Service<S> {
@@ -48,6 +50,64 @@ fn internal_client(connector: SharedConnector, secrets: &Secrets) -> HttpClient 
     }
 }
 
+/// What a role gives the generic starter.
+struct Assembled<S> {
+    state: Arc<S>,
+    router: axum::Router,
+    /// Done before the role answers anything (the manager takes up its saved
+    /// state).
+    startup: BoxFuture<'static, ()>,
+    /// Run beside the server until shutdown (rounds; nothing for a node).
+    background: BoxFuture<'static, ()>,
+}
+
+impl<S> Assembled<S> {
+    fn new(state: Arc<S>, router: axum::Router) -> Self {
+        Assembled {
+            state,
+            router,
+            startup: Box::pin(async {}),
+            background: Box::pin(async {}),
+        }
+    }
+}
+
+/// The one starter of every role: builds the role with its internal client,
+/// runs its start-up, then serves its router on `listener` next to its
+/// background work, until `shutdown`.
+fn start_service<S: Send + Sync + 'static>(
+    listener: Box<dyn Listener>,
+    connector: SharedConnector,
+    server: ServerSettings,
+    secrets: &Secrets,
+    shutdown: CancellationToken,
+    assemble: impl FnOnce(HttpClient, CancellationToken) -> Result<Assembled<S>, String>,
+) -> Result<Service<S>, String> {
+    let spawner = connector.spawner();
+    let client = internal_client(connector, secrets);
+    let Assembled {
+        state,
+        router,
+        startup,
+        background,
+    } = assemble(client, shutdown.clone())?;
+    let addr = listener.local_addr();
+    let serving = serve(listener, router, server, shutdown.clone());
+    let task = spawner.spawn(
+        async move {
+            startup.await;
+            tokio::join!(serving, background);
+        }
+        .in_current_span(),
+    );
+    Ok(Service {
+        state,
+        addr,
+        shutdown,
+        task,
+    })
+}
+
 /// Starts a cache node on `listener`.
 pub fn start_node(
     settings: NodeSettings,
@@ -55,20 +115,20 @@ pub fn start_node(
     connector: SharedConnector,
     shutdown: CancellationToken,
 ) -> Service<NodeState> {
-    let spawner = connector.spawner();
-    let server_settings = settings.server;
-    let client = internal_client(connector, &settings.secrets);
-    let state = NodeState::new(settings, client);
-    let addr = listener.local_addr();
-    let router = node::router(state.clone());
-    let task =
-        spawner.spawn(serve(listener, router, server_settings, shutdown.clone()).in_current_span());
-    Service {
-        state,
-        addr,
+    let (server, secrets) = (settings.server, settings.secrets.clone());
+    start_service(
+        listener,
+        connector,
+        server,
+        &secrets,
         shutdown,
-        task,
-    }
+        |client, _| {
+            let state = NodeState::new(settings, client);
+            let router = node::router(state.clone());
+            Ok(Assembled::new(state, router))
+        },
+    )
+    .expect("a node always starts")
 }
 
 /// Starts the front-end on `listener`, with its background tasks.
@@ -80,57 +140,54 @@ pub fn start_frontend(
     connector: SharedConnector,
     shutdown: CancellationToken,
 ) -> Service<FrontendState> {
-    let spawner = connector.spawner();
-    let server_settings = settings.server;
-    let client = internal_client(connector, &settings.secrets);
-    let state = FrontendState::new(settings, client, blobs, index);
-    let addr = listener.local_addr();
-    let router = frontend::router(state.clone());
-    let background = frontend::run_background(state.clone(), shutdown.clone());
-    let server = serve(listener, router, server_settings, shutdown.clone());
-    let task = spawner.spawn(
-        async move {
-            tokio::join!(server, background);
-        }
-        .in_current_span(),
-    );
-    Service {
-        state,
-        addr,
+    let (server, secrets) = (settings.server, settings.secrets.clone());
+    start_service(
+        listener,
+        connector,
+        server,
+        &secrets,
         shutdown,
-        task,
-    }
+        |client, shutdown| {
+            let state = FrontendState::new(settings, client, blobs, index);
+            let router = frontend::router(state.clone());
+            let background = frontend::run_background(state.clone(), shutdown);
+            Ok(Assembled {
+                background: Box::pin(background),
+                ..Assembled::new(state, router)
+            })
+        },
+    )
+    .expect("a front-end always starts")
 }
 
-/// Starts the manager on `listener`, with its statistics and auto-scaler tasks.
+/// Starts the manager on `listener`, with its statistics and auto-scaler tasks;
+/// it takes up its saved state before it answers anything.
 pub fn start_manager(
     settings: ManagerSettings,
     listener: Box<dyn Listener>,
     connector: SharedConnector,
     shutdown: CancellationToken,
 ) -> Result<Service<ManagerState>, String> {
-    let spawner = connector.spawner();
-    let server_settings = settings.server;
-    let client = internal_client(connector, &settings.secrets);
-    let state = ManagerState::new(settings, client)?;
-    let addr = listener.local_addr();
-    let router = manager::router(state.clone());
-    let background = manager::run_background(state.clone(), shutdown.clone());
-    let server = serve(listener, router, server_settings, shutdown.clone());
-    let restoring = state.clone();
-    let task = spawner.spawn(
-        async move {
-            restoring.restore().await;
-            tokio::join!(server, background);
-        }
-        .in_current_span(),
-    );
-    Ok(Service {
-        state,
-        addr,
+    let (server, secrets) = (settings.server, settings.secrets.clone());
+    start_service(
+        listener,
+        connector,
+        server,
+        &secrets,
         shutdown,
-        task,
-    })
+        |client, shutdown| {
+            let state = ManagerState::new(settings, client)?;
+            let router = manager::router(state.clone());
+            let restoring = state.clone();
+            let startup = async move { restoring.restore().await };
+            let background = manager::run_background(state.clone(), shutdown);
+            Ok(Assembled {
+                startup: Box::pin(startup),
+                background: Box::pin(background),
+                ..Assembled::new(state, router)
+            })
+        },
+    )
 }
 
 /// Settings of `memring up`.
@@ -207,8 +264,9 @@ fn join_host_port(host: &str, port: u16) -> String {
 
 /// Starts the whole system on one machine.
 pub async fn start_up(settings: UpSettings) -> Result<Up, String> {
-    if settings.node_ports.is_empty() || settings.node_ports.len() > 8 {
-        return Err("memring up runs 1 to 8 node slots".to_owned());
+    let slots_max = crate::limits::POOL_NODES_MAX;
+    if settings.node_ports.is_empty() || settings.node_ports.len() > slots_max {
+        return Err(format!("memring up runs 1 to {slots_max} node slots"));
     }
     std::fs::create_dir_all(&settings.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;

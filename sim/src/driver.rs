@@ -8,9 +8,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, StatusCode};
-use memring::net::client::{HttpClient, Reply};
-use memring::net::form::upload_form;
-use serde_json::Value;
+use memring::autoscale::AutoParams;
+use memring::cache::store::Policy;
+use memring::net::client::HttpClient;
+use memring::stats::NodeCounters;
+use memring::wire::client::{CallError, FrontendClient, ManagerClient, NodeClient};
+use memring::wire::form::upload_form;
+use memring::wire::frontend::{KeyList, PoolView};
+use memring::wire::manager::{AggregateStats, ResizeConfig, Resized};
+use memring::wire::node::CacheConfig;
 
 use crate::history::{generation_of, History, OpKind, Outcome};
 use crate::world::{trusted_client, FRONTEND_PORT, MANAGER_PORT, NODE_PORT};
@@ -196,23 +202,17 @@ impl Driver {
         outcome
     }
 
-    /// A recorded call with no body to read back: clears and configurations.
+    /// Records a control call whose answer has no body to read back.
     async fn recorded_call(
         &self,
         kind: OpKind,
-        method: Method,
-        to_manager: bool,
-        path: &str,
-        body: &Value,
+        call: impl std::future::Future<Output = Result<(), CallError>>,
     ) -> Outcome {
         let id = self.history.invoke(&self.name, kind, false);
-        let outcome = match self
-            .call_json_with_timeout(method, to_manager, path, body, CLIENT_TIMEOUT_MS)
-            .await
-        {
-            Ok(reply) if reply.status.is_success() => Outcome::Done,
-            Ok(reply) => Outcome::Failed(format!("status {}", reply.status)),
-            Err(error) => Outcome::Failed(error),
+        let outcome = match call.await {
+            Ok(()) => Outcome::Done,
+            Err(CallError::Refused { status, .. }) => Outcome::Failed(format!("status {status}")),
+            Err(error) => Outcome::Failed(error.to_string()),
         };
         self.history.complete(id, outcome.clone());
         outcome
@@ -220,42 +220,38 @@ impl Driver {
 
     /// `DELETE /api/clear/data`; recorded.
     pub async fn clear_data(&self) -> Outcome {
-        self.recorded_call(
-            OpKind::ClearData,
-            Method::DELETE,
-            false,
-            paths::CLEAR_DATA,
-            &Value::Null,
-        )
-        .await
+        let frontend = self.frontend_client();
+        self.recorded_call(OpKind::ClearData, frontend.clear_data())
+            .await
     }
 
     /// `DELETE /api/clear/cache`; recorded.
     pub async fn clear_cache(&self) -> Outcome {
-        self.recorded_call(
-            OpKind::ClearCache,
-            Method::DELETE,
-            false,
-            paths::CLEAR_CACHE,
-            &Value::Null,
-        )
-        .await
+        let frontend = self.frontend_client();
+        self.recorded_call(OpKind::ClearCache, frontend.clear_cache())
+            .await
     }
 
     /// The manager's cache configuration; recorded.
-    pub async fn set_cache_config(&self, capacity_mb: f64, policy: &str) -> Outcome {
-        let body = serde_json::json!({ "capacity": capacity_mb, "policy": policy });
-        self.recorded_call(
-            OpKind::Config {
-                capacity_mb,
-                policy: policy.to_owned(),
-            },
-            Method::POST,
-            true,
-            paths::MANAGER_CACHE_CONFIG,
-            &body,
-        )
+    pub async fn set_cache_config(&self, capacity_mb: f64, policy: Policy) -> Outcome {
+        let manager = self.manager_client().with_timeout_ms(CLIENT_TIMEOUT_MS);
+        let config = CacheConfig {
+            capacity: capacity_mb,
+            policy,
+        };
+        let kind = OpKind::Config {
+            capacity_mb,
+            policy: policy.to_string(),
+        };
+        self.recorded_call(kind, async {
+            manager.set_cache_config(&config).await.map(|_| ())
+        })
         .await
+    }
+
+    /// Switches the manager to automatic mode.
+    pub async fn automatic(&self, params: &AutoParams) -> Result<ResizeConfig, CallError> {
+        self.manager_client().automatic(params).await
     }
 
     /// `POST /api/list_keys`; recorded.
@@ -272,16 +268,9 @@ impl Driver {
             )
             .await
         {
-            Ok(reply) if reply.status == StatusCode::OK => match reply.json::<Value>() {
-                Some(body) => match body["keys"].as_array() {
-                    Some(keys) => Outcome::Listed(
-                        keys.iter()
-                            .filter_map(|k| k.as_str().map(str::to_owned))
-                            .collect(),
-                    ),
-                    None => Outcome::Corrupt("list_keys without keys".into()),
-                },
-                None => Outcome::Corrupt("list_keys answered no JSON".into()),
+            Ok(reply) if reply.status == StatusCode::OK => match reply.json::<KeyList>() {
+                Some(list) => Outcome::Listed(list.keys),
+                None => Outcome::Corrupt("list_keys answered no key list".into()),
             },
             Ok(reply) => Outcome::Failed(format!("status {}", reply.status)),
             Err(error) => Outcome::Failed(error.to_string()),
@@ -290,98 +279,36 @@ impl Driver {
         outcome
     }
 
-    async fn call_json_with_timeout(
-        &self,
-        method: Method,
-        to_manager: bool,
-        path: &str,
-        body: &Value,
-        timeout_ms: u64,
-    ) -> Result<Reply, String> {
-        let addr = if to_manager {
-            &self.manager
-        } else {
-            &self.frontend
-        };
-        let bytes = if body.is_null() {
-            Bytes::new()
-        } else {
-            Bytes::from(body.to_string())
-        };
-        self.client
-            .send_with_timeout(
-                method,
-                addr,
-                path,
-                &[(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-                bytes,
-                timeout_ms,
-            )
-            .await
-            .map_err(|error| error.to_string())
+    /// A client of the manager; control calls wait up to 120 s.
+    fn manager_client(&self) -> ManagerClient {
+        ManagerClient::new(self.client.clone(), self.manager.clone()).with_timeout_ms(120_000)
     }
 
-    /// A JSON call to the front-end or the manager (not recorded as an operation).
-    pub async fn call_json(
-        &self,
-        method: Method,
-        to_manager: bool,
-        path: &str,
-        body: &Value,
-    ) -> Option<Reply> {
-        self.call_json_with_timeout(method, to_manager, path, body, 120_000)
-            .await
-            .ok()
+    /// A client of the front-end.
+    fn frontend_client(&self) -> FrontendClient {
+        FrontendClient::new(self.client.clone(), self.frontend.clone())
+    }
+
+    /// A client of the node on `host`.
+    fn node_client(&self, host: &str) -> NodeClient {
+        NodeClient::new(self.client.clone(), format!("{host}:{NODE_PORT}"))
     }
 
     /// Sets the manager's pool to exactly `members` (an operator picking the
     /// nodes); the manager tells the front-end.
     pub async fn set_pool(&self, members: &[&str]) -> bool {
-        self.set_pool_call(members)
-            .await
-            .is_ok_and(|reply| reply.status.is_success())
+        self.set_pool_call(members).await.is_ok()
     }
 
-    /// [`Driver::set_pool`], with the answer; `Err(true)` when the call surely
-    /// never reached the manager, `Err(false)` when its effect is unknown.
-    pub async fn set_pool_call(&self, members: &[&str]) -> Result<Reply, bool> {
-        let body = serde_json::json!({ "node_ip_list": members });
-        self.client
-            .send_with_timeout(
-                Method::POST,
-                &self.manager,
-                paths::POOL_NODE_LIST,
-                &[(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-                Bytes::from(body.to_string()),
-                120_000,
-            )
-            .await
-            .map_err(|error| matches!(error, memring::net::client::ClientError::Connect { .. }))
-    }
-
-    /// Grows or shrinks the pool by one through the manager; `Err(true)` when the
-    /// call surely never reached the manager (no connection), `Err(false)` when its
-    /// effect is unknown.
-    pub async fn resize_call(&self, change: Change) -> Result<Reply, bool> {
-        let body = serde_json::json!({ "change": change });
-        self.client
-            .send_with_timeout(
-                Method::POST,
-                &self.manager,
-                paths::POOLSIZE_MANUAL,
-                &[(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-                Bytes::from(body.to_string()),
-                120_000,
-            )
-            .await
-            .map_err(|error| matches!(error, memring::net::client::ClientError::Connect { .. }))
+    /// [`Driver::set_pool`], with the answer.
+    pub async fn set_pool_call(&self, members: &[&str]) -> Result<Resized, CallError> {
+        let members: Vec<String> = members.iter().map(|m| (*m).to_owned()).collect();
+        self.manager_client().choose_pool(&members).await
     }
 
     /// Grows or shrinks the pool by one through the manager.
-    pub async fn resize(&self, change: Change) -> Option<Reply> {
-        let body = serde_json::json!({ "change": change });
-        self.call_json(Method::POST, true, paths::POOLSIZE_MANUAL, &body)
-            .await
+    pub async fn resize(&self, change: Change) -> Result<Resized, CallError> {
+        self.manager_client().resize(change).await
     }
 
     /// The manager's pool, in join order.
@@ -391,118 +318,52 @@ impl Driver {
 
     /// The manager's pool, in join order, and its ejected nodes.
     pub async fn manager_listing(&self) -> Option<(Vec<String>, Vec<String>)> {
-        let reply = self
-            .client
-            .send(
-                Method::GET,
-                &self.manager,
-                paths::POOL_NODE_LIST,
-                &[],
-                Bytes::new(),
-            )
+        let listing = self
+            .manager_client()
+            .with_timeout_ms(self.client.settings().timeout_ms)
+            .pool_listing()
             .await
             .ok()?;
-        let body: Value = reply.json()?;
-        let ids = |field: &str| -> Option<Vec<String>> {
-            body["content"][field].as_array().map(|ids| {
-                ids.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-        };
-        Some((
-            ids("node_ip_list")?,
-            ids("ejected_ip_list").unwrap_or_default(),
-        ))
+        Some((listing.node_ip_list, listing.ejected_ip_list))
     }
 
     /// The front-end's `/api/pool` answer.
-    async fn pool_view(&self) -> Option<Value> {
-        let reply = self
-            .client
-            .send(Method::GET, &self.frontend, paths::POOL, &[], Bytes::new())
-            .await
-            .ok()?;
-        reply.json()
+    async fn pool_view(&self) -> Option<PoolView> {
+        self.frontend_client().pool().await.ok()
     }
 
     /// The front-end's routing pool.
     pub async fn frontend_pool(&self) -> Option<Vec<String>> {
-        let body = self.pool_view().await?;
-        body["pool"].as_array().map(|ids| {
-            ids.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
+        let pool = self.pool_view().await?.pool?;
+        Some(pool.iter().map(ToString::to_string).collect())
     }
 
     /// The nodes the front-end has quarantined.
     pub async fn quarantined(&self) -> Option<Vec<String>> {
-        let body = self.pool_view().await?;
-        body["quarantined"].as_array().map(|ids| {
-            ids.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
+        Some(self.pool_view().await?.quarantined)
     }
 
     /// Cache hits the front-end threw away.
     pub async fn discarded_hits(&self) -> Option<u64> {
-        self.pool_view().await?["discarded_hits"].as_u64()
+        Some(self.pool_view().await?.discarded_hits)
     }
 
     /// The keys a node holds, sorted.
     pub async fn node_keys(&self, node: &str) -> Option<Vec<String>> {
-        let reply = self
-            .client
-            .send(
-                Method::GET,
-                &format!("{node}:{NODE_PORT}"),
-                paths::NODE_KEYS,
-                &[],
-                Bytes::new(),
-            )
-            .await
-            .ok()?;
-        let body: Value = reply.json()?;
-        body["keys"].as_array().map(|keys| {
-            keys.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
+        Some(self.node_client(node).keys().await.ok()?.keys)
     }
 
     /// A node's counters.
-    pub async fn node_stats(&self, node: &str) -> Option<Value> {
-        let reply = self
-            .client
-            .send(
-                Method::GET,
-                &format!("{node}:{NODE_PORT}"),
-                paths::NODE_STATS,
-                &[],
-                Bytes::new(),
-            )
-            .await
-            .ok()?;
-        let body: Value = reply.json()?;
-        Some(body["content"].clone())
+    pub async fn node_stats(&self, node: &str) -> Option<NodeCounters> {
+        Some(self.node_client(node).stats().await.ok()?.content)
     }
 
     /// The manager's aggregate statistics.
-    pub async fn aggregate_stats(&self) -> Option<Value> {
-        let reply = self
-            .client
-            .send(
-                Method::GET,
-                &self.manager,
-                paths::AGGREGATE_STATS,
-                &[],
-                Bytes::new(),
-            )
+    pub async fn aggregate_stats(&self) -> Option<AggregateStats> {
+        self.manager_client()
+            .with_timeout_ms(self.client.settings().timeout_ms)
+            .aggregate_stats()
             .await
-            .ok()?;
-        let body: Value = reply.json()?;
-        Some(body["content"].clone())
+            .ok()
     }
 }

@@ -10,7 +10,7 @@ mod rebalance;
 mod routes;
 mod upload;
 
-use crate::wire::{fence, paths};
+use crate::wire::fence;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
@@ -26,8 +26,7 @@ use crate::limits;
 use crate::net::client::HttpClient;
 use crate::ring::{NodeId, Pool};
 use crate::storage::{BlobStore, KeyIndex};
-
-pub use rebalance::PoolListing;
+use crate::wire::client::{ManagerClient, NodeClient};
 
 /// How a front-end is set up.
 #[derive(Clone, Debug)]
@@ -354,8 +353,16 @@ impl FrontendState {
         }
     }
 
-    fn node_addr(&self, node: &NodeId) -> String {
-        node.address(self.settings.node_port)
+    /// A client of `node`; its calls wait `node_timeout_ms` at most.
+    fn node_client(&self, node: &NodeId) -> NodeClient {
+        NodeClient::new(self.client.clone(), node.address(self.settings.node_port))
+            .with_timeout_ms(self.settings.node_timeout_ms)
+    }
+
+    /// A client of the manager, if one is configured.
+    fn manager_client(&self) -> Option<ManagerClient> {
+        let addr = self.settings.manager_addr.as_ref()?;
+        Some(ManagerClient::new(self.client.clone(), addr.clone()))
     }
 
     /// The fence token of `node`, if this front-end has cleared it.
@@ -387,29 +394,17 @@ impl FrontendState {
 
 /// Clears `node` and learns its new fence token. Returns whether it confirmed.
 async fn clear_node(state: &Arc<FrontendState>, node: &NodeId) -> bool {
-    let addr = state.node_addr(node);
-    let reply = state
-        .client
-        .send(
-            http::Method::DELETE,
-            &addr,
-            paths::NODE_CLEAR,
-            &[],
-            bytes::Bytes::new(),
-        )
+    let cleared = state
+        .node_client(node)
+        .with_timeout_ms(state.client.settings().timeout_ms)
+        .clear()
         .await;
-    let fence = match reply {
-        Ok(reply) if reply.status.is_success() => reply
-            .json::<serde_json::Value>()
-            .and_then(|body| body["fence"].as_str().map(str::to_owned)),
-        _ => None,
-    };
-    match fence {
-        Some(fence) => {
-            lock(&state.fences).insert(node.clone(), fence);
+    match cleared {
+        Ok(cleared) => {
+            lock(&state.fences).insert(node.clone(), cleared.fence);
             true
         }
-        None => false,
+        Err(_) => false,
     }
 }
 

@@ -1,12 +1,12 @@
 //! The read path: the owning node first, then the key index and the blob store,
 //! then a fill of the owning node.
 
-use crate::wire::{fence, headers, paths};
+use crate::wire::client::PutAnswer;
+use crate::wire::item::{self, ItemMeta, PutMarks};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE};
-use http::{Method, StatusCode};
+use http::StatusCode;
 use tracing::Instrument;
 
 use super::{lock, FrontendState};
@@ -73,7 +73,6 @@ pub async fn read(
     // point makes the node refuse this read's fill.
     let fence = owner.as_ref().and_then(|node| state.fence(node));
     if let Some(node) = &owner {
-        let addr = state.node_addr(node);
         // A hit takes its share of the response budget before its body is read.
         let take = |status: StatusCode, headers: &http::HeaderMap| {
             if status != StatusCode::OK {
@@ -91,18 +90,7 @@ pub async fn read(
                 Some(share) => Take::Read(Some(share)),
             }
         };
-        let answer = state
-            .client
-            .send_taking(
-                Method::GET,
-                &addr,
-                &paths::item_path(key),
-                &[],
-                Bytes::new(),
-                state.settings.node_timeout_ms,
-                take,
-            )
-            .await;
+        let answer = state.node_client(node).get_item(key, take).await;
         // A hit read after an upload of the key began may be older than it.
         let still_valid = || ticket.is_some_and(|t| lock(&state.flux).still_valid(key, t));
         let discard = || {
@@ -167,20 +155,12 @@ pub async fn read(
 
 /// A cache hit, from the node's answer headers.
 fn hit(headers: &http::HeaderMap, body: ImageBody, share: Option<Share>) -> Image {
-    let mime = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or(crate::mime::OCTET_STREAM)
-        .to_owned();
-    let version = headers
-        .get(headers::VERSION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
     Image {
         body,
-        mime,
-        version,
+        mime: item::mime_of(headers),
+        // A node always sends the version; without one the image counts as the
+        // oldest (its ETag then never matches a stored version).
+        version: item::version_of(headers).unwrap_or(0),
         cache_hit: true,
         share: share.map(Arc::new),
     }
@@ -245,44 +225,25 @@ fn fill(
     let task = async move {
         let _permit = permit;
         crate::buggify!("read.before_fill");
-        let addr = state.node_addr(&node);
-        let mime = HeaderValue::from_str(&image.mime)
-            .unwrap_or(HeaderValue::from_static(crate::mime::OCTET_STREAM));
-        let mut headers = vec![
-            (CONTENT_TYPE, mime),
-            (
-                http::header::HeaderName::from_static(headers::VERSION),
-                HeaderValue::from(image.version),
-            ),
-        ];
+        let meta = ItemMeta {
+            mime: image.mime.clone(),
+            version: image.version,
+        };
         let sent_fence = fence;
-        if let Ok(fence) = HeaderValue::from_str(&sent_fence) {
-            headers.push((http::header::HeaderName::from_static(headers::FENCE), fence));
-        }
+        let marks = PutMarks {
+            fence: Some(&sent_fence),
+            moved: false,
+        };
         match state
-            .client
-            .send_with_timeout(
-                Method::PUT,
-                &addr,
-                &paths::item_path(&key),
-                &headers,
-                image.bytes,
-                state.settings.node_timeout_ms,
-            )
+            .node_client(&node)
+            .put_item(&key, &meta, marks, image.bytes)
             .await
         {
-            Ok(reply) if reply.headers.contains_key(headers::FENCE_MISMATCH) => {
-                let floors_only = reply.headers.get(headers::FENCE_MISMATCH).is_some_and(|v| {
-                    v.as_bytes() == fence::FenceRefusal::FloorsForgotten.as_str().as_bytes()
-                });
-                let current = reply
-                    .headers
-                    .get(headers::FENCE_CURRENT)
-                    .and_then(|v| v.to_str().ok());
-                match current {
+            Ok(PutAnswer::Fenced(refusal)) => {
+                match refusal.current.as_deref() {
                     // The node only forgot floors: nothing stale got in, and later
                     // fills may use its new token.
-                    Some(token) if floors_only => {
+                    Some(token) if refusal.floors_only => {
                         state.adopt_later_fence(&node, token);
                     }
                     // This front-end cleared the node since the fill began: the
@@ -293,8 +254,10 @@ fn fill(
                     _ => state.quarantine(&node),
                 }
             }
-            Ok(reply) if reply.status.is_success() || reply.status == StatusCode::CONFLICT => {}
-            Ok(reply) => tracing::debug!(%node, %key, status = %reply.status, "fill refused"),
+            Ok(PutAnswer::Stored | PutAnswer::Stale) => {}
+            Ok(PutAnswer::Other(status)) => {
+                tracing::debug!(%node, %key, %status, "fill refused")
+            }
             Err(error) => tracing::debug!(%node, %key, %error, "fill failed"),
         }
     };

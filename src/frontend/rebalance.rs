@@ -2,13 +2,9 @@
 //! force) the front-end plans the move with the core, logs the documented lines,
 //! switches routing to the new mapping and sends the move orders.
 
-use crate::wire::{headers, paths};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures::future::join_all;
-use http::Method;
-use serde::Deserialize;
 
 use super::{clear_node, clear_nodes, lock, FrontendState, Routing};
 use crate::api::parse_members;
@@ -17,16 +13,6 @@ use crate::assign::Assignment;
 use crate::balance::{plan_from, plan_to, BalancePlan, PlanSettings};
 use crate::render::plan_lines;
 use crate::ring::{NodeId, Pool};
-
-/// The manager's answer to `GET /api/manager/pool_node_list`.
-#[derive(Debug, Deserialize)]
-pub struct PoolListing {
-    pub node_ip_list: Vec<String>,
-    #[serde(default)]
-    pub epoch: Option<u64>,
-    #[serde(default)]
-    pub assignment: Option<Vec<String>>,
-}
 
 /// What the manager decided with a pool: its epoch and its assignment. A direct
 /// notify (the documented payload) carries neither.
@@ -174,7 +160,6 @@ pub async fn rebalance_to(
 
     crate::buggify!("rebalance.after_switch");
     let orders = plan.balance_result.iter().map(|entry| async move {
-        let addr = state.node_addr(&entry.send_to);
         // A quarantined node may hold images it missed the invalidation of: it
         // hands nothing over (its keys are re-read from storage), but a leaving one
         // still gets the order, so that it calls the manager back.
@@ -189,29 +174,12 @@ pub async fn rebalance_to(
                 .iter()
                 .filter_map(|(node, _)| state.fence(node).map(|token| (node, token))),
         );
-        let mut headers = vec![(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        )];
-        if let Ok(value) = http::HeaderValue::from_str(&fences) {
-            headers.push((
-                http::header::HeaderName::from_static(headers::FENCES),
-                value,
-            ));
-        }
         let outcome = state
-            .client
-            .send_with_timeout(
-                Method::POST,
-                &addr,
-                paths::MOVE_KEYS,
-                &headers,
-                Bytes::from(serde_json::to_vec(&payload).expect("payloads serialize")),
-                state.settings.move_timeout_ms,
-            )
+            .node_client(&entry.send_to)
+            .with_timeout_ms(state.settings.move_timeout_ms)
+            .move_keys(&payload, &fences)
             .await;
-        let confirmed = payload.dest == entry.payload.dest
-            && matches!(&outcome, Ok(reply) if reply.status.is_success());
+        let confirmed = payload.dest == entry.payload.dest && outcome.is_ok();
         (entry, confirmed)
     });
     let mut failed_orders = 0;
@@ -269,33 +237,20 @@ impl ManagerPool {
 
 /// Asks the manager for its pool (`None`: no manager is configured).
 pub async fn manager_pool(state: &Arc<FrontendState>) -> Option<Result<ManagerPool, String>> {
-    let manager = state.settings.manager_addr.as_ref()?;
+    let manager = state
+        .manager_client()?
+        .with_timeout_ms(crate::limits::MANAGER_LISTING_TIMEOUT_MS);
     let fetched = async {
-        let reply = state
-            .client
-            .send_with_timeout(
-                Method::GET,
-                manager,
-                paths::POOL_NODE_LIST,
-                &[],
-                Bytes::new(),
-                crate::limits::MANAGER_LISTING_TIMEOUT_MS,
-            )
+        let listing = manager
+            .pool_listing()
             .await
             .map_err(|error| error.to_string())?;
-        #[derive(Deserialize)]
-        struct Envelope {
-            content: PoolListing,
-        }
-        let envelope: Envelope = reply
-            .json()
-            .ok_or_else(|| format!("unexpected pool answer ({})", reply.status))?;
-        let members = parse_members(&envelope.content.node_ip_list).map_err(|e| e.message)?;
+        let members = parse_members(&listing.node_ip_list).map_err(|e| e.message)?;
         Ok(ManagerPool {
             members,
             directive: Directive {
-                epoch: envelope.content.epoch,
-                assignment: envelope.content.assignment,
+                epoch: listing.epoch,
+                assignment: listing.assignment,
             },
         })
     };

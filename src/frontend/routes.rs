@@ -1,6 +1,6 @@
 //! The front-end's HTTP API: the documented calls, `/images/{key}` and `/healthz`.
 
-use crate::wire::change::{Change, Mode};
+use crate::wire::frontend::{KeyContent, KeyList, Notified, Notify, PoolView, Uploaded};
 use crate::wire::{headers, paths};
 use std::sync::Arc;
 
@@ -12,8 +12,6 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
-use serde::Deserialize;
-use serde_json::json;
 
 use super::read::{read, ImageBody};
 use super::rebalance::{clear_cache, manager_pool, rebalance_to, Directive};
@@ -178,7 +176,7 @@ async fn upload(
         })?
     };
     let version = store(&state, Upload { key, bytes, mime }).await?;
-    Ok(api::ok_with(json!({ "version": version })))
+    Ok(api::ok_with(Uploaded { version }))
 }
 
 async fn list_keys(State(state): State<Arc<FrontendState>>) -> Result<Response, ApiError> {
@@ -187,7 +185,7 @@ async fn list_keys(State(state): State<Arc<FrontendState>>) -> Result<Response, 
         .list()
         .await
         .map_err(|error| ApiError::unavailable(error.to_string()))?;
-    Ok(api::ok_with(json!({ "keys": keys })))
+    Ok(api::ok_with(KeyList { keys }))
 }
 
 async fn key_content(
@@ -204,9 +202,9 @@ async fn key_content(
         .try_take(bytes.len() as u64 / 3 + 1024)
         .ok_or_else(super::read::budget_spent)?;
     let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-    let response = api::ok_with(json!({
-        "content": format!("data:{};base64,{encoded}", image.mime),
-    }));
+    let response = api::ok_with(KeyContent {
+        content: format!("data:{};base64,{encoded}", image.mime),
+    });
     // The answer holds the image's share of the budget until it is sent.
     Ok(response.map(|body| {
         let body = BudgetedBody::new(body, image.share);
@@ -268,27 +266,12 @@ async fn image(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
-struct Notify {
-    node_ip: Vec<String>,
-    mode: String,
-    change: String,
-    /// Sent by the manager: the epoch of this pool and its assignment.
-    #[serde(default)]
-    epoch: Option<u64>,
-    #[serde(default)]
-    assignment: Option<Vec<String>>,
-}
-
 async fn notify(
     State(state): State<Arc<FrontendState>>,
     JsonBody(notify): JsonBody<Notify>,
 ) -> Result<Response, ApiError> {
-    notify.mode.parse::<Mode>().map_err(ApiError::bad_request)?;
-    notify
-        .change
-        .parse::<Change>()
-        .map_err(ApiError::bad_request)?;
+    // The mode and the change were checked as the body was read; the front-end
+    // moves to the pool given (or the manager's) whatever they say.
     if notify.epoch.is_some_and(|epoch| epoch > EPOCH_MAX) {
         return Err(ApiError::bad_request(format!(
             "epoch must be at most {EPOCH_MAX}"
@@ -337,11 +320,11 @@ async fn notify(
         Ok(done) => done,
         Err(error) => return epoch_refusal(&state, error),
     };
-    Ok(api::ok_with(json!({
-        "pool": done.plan.new_pool,
-        "orders": done.plan.balance_result.len(),
-        "failed_orders": done.failed_orders,
-    })))
+    Ok(api::ok_with(Notified {
+        pool: done.plan.new_pool.nodes().to_vec(),
+        orders: done.plan.balance_result.len(),
+        failed_orders: done.failed_orders,
+    }))
 }
 
 /// A refusal for an epoch older than the pool in force names that epoch, so that
@@ -400,14 +383,16 @@ async fn pool(State(state): State<Arc<FrontendState>>) -> Response {
         .iter()
         .map(ToString::to_string)
         .collect();
-    api::ok_with(json!({
-        "pool": routing.as_ref().map(|r| r.pool.clone()),
-        "epoch": routing.as_ref().map(|r| r.epoch),
-        "mapping": routing.as_ref().map(|r| r.mapping.clone()),
-        "quarantined": quarantined,
-        "cached_keys": state.cached_keys().len(),
-        "discarded_hits": state.discarded_hits.load(std::sync::atomic::Ordering::Relaxed),
-    }))
+    api::ok_with(PoolView {
+        pool: routing.as_ref().map(|r| r.pool.nodes().to_vec()),
+        epoch: routing.as_ref().map(|r| r.epoch),
+        mapping: routing.as_ref().map(|r| r.mapping.owners().to_vec()),
+        quarantined,
+        cached_keys: state.cached_keys().len(),
+        discarded_hits: state
+            .discarded_hits
+            .load(std::sync::atomic::Ordering::Relaxed),
+    })
 }
 
 async fn healthz(State(state): State<Arc<FrontendState>>) -> Response {

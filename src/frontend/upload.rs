@@ -6,13 +6,11 @@
 //! with its answer lost, the new one); the blob is never half-written, as blobs
 //! are put atomically under fresh names.
 
-use crate::wire::paths;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::join_all;
-use http::Method;
 use md5::{Digest, Md5};
 use rand::RngCore;
 use tracing::Instrument;
@@ -244,7 +242,6 @@ pub(super) async fn invalidate_everywhere(
     version: u64,
     pool_read_once: Option<Vec<NodeId>>,
 ) {
-    let path = format!("{}?version={version}", paths::item_path(key));
     // Each node invalidated, with the fence token it had when the call went out:
     // a node cleared since (a join clears it, and a clear drops its floors) may
     // have taken the old image again, so it is invalidated again.
@@ -262,27 +259,13 @@ pub(super) async fn invalidate_everywhere(
         if todo.is_empty() {
             return;
         }
-        let calls = todo.into_iter().map(|(node, fence)| {
-            let path = path.clone();
-            async move {
-                crate::buggify!("upload.invalidate.before_send");
-                let addr = state.node_addr(node);
-                let outcome = state
-                    .client
-                    .send_with_timeout(
-                        Method::DELETE,
-                        &addr,
-                        &path,
-                        &[],
-                        Bytes::new(),
-                        state.settings.node_timeout_ms,
-                    )
-                    .await;
-                (node, fence, outcome)
-            }
+        let calls = todo.into_iter().map(|(node, fence)| async move {
+            crate::buggify!("upload.invalidate.before_send");
+            let outcome = state.node_client(node).invalidate(key, Some(version)).await;
+            (node, fence, outcome)
         });
         for (node, fence, outcome) in join_all(calls).await {
-            let confirmed = matches!(&outcome, Ok(reply) if reply.status.is_success());
+            let confirmed = outcome.is_ok();
             if !confirmed {
                 tracing::warn!(%node, %key, "invalidation not confirmed");
                 state.quarantine(node);

@@ -1,24 +1,16 @@
 //! The cache configuration: set by the administrator, saved, and pushed to every
 //! node of the pool (and to each node as it joins).
 
-use http::Method;
-
 use super::ManagerState;
-use crate::node::CacheConfig;
 use crate::ring::NodeId;
-use crate::wire::paths;
+use crate::wire::node::CacheConfig;
 
 impl ManagerState {
     pub(super) async fn push_config(&self, node: &NodeId, config: &CacheConfig) -> bool {
-        let addr = self.node_addr(node);
-        match self
-            .client
-            .send_json(Method::POST, &addr, paths::NODE_CONFIG, config)
-            .await
-        {
-            Ok(reply) if reply.status.is_success() => true,
-            outcome => {
-                tracing::warn!(%node, ?outcome, "could not push the cache configuration");
+        match self.node_client(node).set_config(config).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%node, %error, "could not push the cache configuration");
                 false
             }
         }

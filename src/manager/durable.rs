@@ -18,32 +18,26 @@ impl ManagerState {
                 return;
             }
         };
-        let valid = crate::ring::Pool::new(saved.pool.clone()).is_ok()
-            && saved
-                .pool
-                .iter()
-                .all(|node| self.settings.slots.contains(node))
-            && saved.params.validate().is_ok()
-            && saved.cache.validate().is_ok();
-        if !valid {
-            tracing::warn!("saved manager state does not fit the slots; starting afresh");
+        if saved.params.validate().is_err() || saved.cache.validate().is_err() {
+            tracing::warn!("saved manager parameters are not valid; starting afresh");
             return;
         }
         let mut inner = self.inner();
-        tracing::info!(pool = ?saved.pool, "manager state restored");
-        let pool = crate::ring::Pool::new(saved.pool.clone()).expect("validated above");
-        inner.mapping = saved
-            .assignment
-            .as_deref()
-            .and_then(|ids| crate::assign::Assignment::from_ids(ids, &pool).ok())
-            .unwrap_or_else(|| self.settings.strategy.assign(&pool, None));
-        inner.epoch = saved.epoch;
-        inner.pool = saved.pool;
-        inner.ejected = saved
-            .ejected
-            .into_iter()
-            .filter(|node| self.settings.slots.contains(node))
-            .collect();
+        // Restored into a copy: a saved pool that does not fit leaves the
+        // membership as it was.
+        let mut membership = inner.membership.clone();
+        let pool = saved.pool.clone();
+        if let Err(error) = membership.restore(
+            saved.pool,
+            saved.ejected,
+            saved.epoch,
+            saved.assignment.as_deref(),
+        ) {
+            tracing::warn!(%error, "saved manager state does not fit the slots; starting afresh");
+            return;
+        }
+        tracing::info!(?pool, "manager state restored");
+        inner.membership = membership;
         inner.mode = if saved.automatic {
             Mode::Automatic
         } else {
@@ -60,18 +54,19 @@ impl ManagerState {
         };
         let saved = {
             let inner = self.inner();
+            let membership = &inner.membership;
             state::SavedState {
-                epoch: inner.epoch,
+                epoch: membership.epoch(),
                 assignment: Some(
-                    inner
-                        .mapping
+                    membership
+                        .mapping()
                         .owners()
                         .iter()
                         .map(ToString::to_string)
                         .collect(),
                 ),
-                pool: inner.pool.clone(),
-                ejected: inner.ejected.clone(),
+                pool: membership.pool().to_vec(),
+                ejected: membership.ejected().to_vec(),
                 automatic: inner.mode == Mode::Automatic,
                 params: inner.params,
                 cache: inner.cache,

@@ -5,13 +5,10 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures::future::join_all;
-use http::Method;
 
 use super::ManagerState;
 use crate::ring::NodeId;
-use crate::wire::paths;
 
 impl ManagerState {
     /// One health round: every pool node and every ejected node is checked. A pool
@@ -21,79 +18,42 @@ impl ManagerState {
     pub async fn health_round(self: &Arc<Self>) {
         let (pool, ejected) = {
             let inner = self.inner();
-            (inner.pool.clone(), inner.ejected.clone())
+            (
+                inner.membership.pool().to_vec(),
+                inner.membership.ejected().to_vec(),
+            )
         };
         let checks = pool.iter().chain(&ejected).map(|node| async move {
-            let addr = self.node_addr(node);
             let healthy = self
-                .client
-                .send_with_timeout(
-                    Method::GET,
-                    &addr,
-                    paths::HEALTHZ,
-                    &[],
-                    Bytes::new(),
-                    self.settings.health_timeout_ms,
-                )
-                .await
-                .is_ok_and(|reply| reply.status.is_success());
+                .node_client(node)
+                .with_timeout_ms(self.settings.health_timeout_ms)
+                .healthy()
+                .await;
             (node.clone(), healthy)
         });
         let results = join_all(checks).await;
-        let (to_eject, to_rejoin) = {
-            let mut inner = self.inner();
-            let mut to_eject = Vec::new();
-            let mut to_rejoin = Vec::new();
-            for (node, healthy) in results {
-                let failures = inner.health_failures.entry(node.clone()).or_insert(0);
-                *failures = if healthy {
-                    0
-                } else {
-                    failures.saturating_add(1)
-                };
-                if pool.contains(&node) && *failures >= self.settings.health_failures_max {
-                    to_eject.push(node);
-                } else if ejected.contains(&node) && healthy {
-                    to_rejoin.push(node);
-                }
-            }
-            (to_eject, to_rejoin)
-        };
-        if to_eject.is_empty() && to_rejoin.is_empty() {
+        let verdict = self
+            .inner()
+            .membership
+            .record_health(&results, &pool, &ejected);
+        if verdict.is_empty() {
             return;
         }
         let _guard = self.resize_lock.lock().await;
-        let old = self.pool();
-        let mut new: Vec<NodeId> = old
-            .iter()
-            .filter(|n| !to_eject.contains(n))
-            .cloned()
+        // Decided on the pool in force now, which may have changed meanwhile.
+        let Some(transition) = self.inner().membership.after_health(&verdict) else {
+            return;
+        };
+        let back: Vec<NodeId> = transition
+            .joining()
+            .into_iter()
+            .filter(|n| verdict.rejoin.contains(n))
             .collect();
-        if new.is_empty() {
-            // Never eject the last node: reads fall back to storage anyway.
-            new.push(old[0].clone());
-        }
-        let mut gone: Vec<NodeId> = old.iter().filter(|n| !new.contains(n)).cloned().collect();
-        let mut back: Vec<NodeId> = Vec::new();
-        // The new ejected list is committed with the new pool, in one step.
-        let mut ejected_after = self.inner().ejected.clone();
-        for node in &to_rejoin {
-            if !new.contains(node) && new.len() < self.settings.slots.len() {
-                new.push(node.clone());
-                back.push(node.clone());
-            }
-        }
-        // A node rejoins only if it fits; one that does not stays ejected.
-        ejected_after.retain(|n| !back.contains(n));
-        ejected_after.append(&mut gone);
-        if !back.is_empty() || new.len() != old.len() {
-            tracing::warn!(?old, ?new, ejected = ?to_eject, rejoined = ?back, "pool changed by health checks");
+        if !back.is_empty() || transition.new.len() != transition.old.len() {
+            tracing::warn!(old = ?transition.old, new = ?transition.new, ejected = ?verdict.eject, rejoined = ?back, "pool changed by health checks");
         }
         let mode = self.inner().mode;
-        if let Err(error) = self
-            .change_pool_locked(old, new, Some(ejected_after), mode, false)
-            .await
-        {
+        if let Err(error) = self.change_pool_locked(transition, mode, false).await {
             tracing::warn!(error = %error.message, "pool change after health checks failed");
         }
         self.persist().await;

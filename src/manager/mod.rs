@@ -15,6 +15,7 @@
 mod config;
 mod durable;
 mod health;
+pub mod membership;
 mod resize;
 mod rounds;
 mod routes;
@@ -30,28 +31,21 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::autoscale::AutoParams;
-use crate::limits::POOL_NODES_MAX;
 use crate::net::client::HttpClient;
-use crate::node::CacheConfig;
 use crate::ring::NodeId;
 use crate::stats::{NodeCounters, SeriesRecorder};
+use crate::wire::client::{FrontendClient, NodeClient};
+use crate::wire::node::CacheConfig;
+use membership::Membership;
 
 pub use crate::wire::change::Mode;
 pub use settings::ManagerSettings;
 
 struct Inner {
-    pool: Vec<NodeId>,
-    /// The assignment of the pool, and its epoch: one more at every pool change.
-    mapping: crate::assign::Assignment,
-    epoch: u64,
-    /// The newest epoch the front-end acknowledged; behind `epoch`, or unknown (as
-    /// after a start), means it still has to be told, which the health loop does.
-    acked_epoch: Option<u64>,
-    /// Nodes taken out of the pool because they failed their health checks; they
-    /// rejoin (empty) when they answer again. Still counted as wanted capacity.
-    ejected: Vec<NodeId>,
-    /// Health checks failed in a row, per node.
-    health_failures: BTreeMap<NodeId, u32>,
+    /// The pool, the ejected nodes, the epoch and its assignment, the epoch the
+    /// front-end acknowledged, and the health failures: the pure state machine
+    /// the rest of this module carries out the decisions of.
+    membership: Membership,
     mode: Mode,
     params: AutoParams,
     cache: CacheConfig,
@@ -73,34 +67,14 @@ pub struct ManagerState {
 
 impl ManagerState {
     pub fn new(settings: ManagerSettings, client: HttpClient) -> Result<Arc<Self>, String> {
-        if settings.slots.is_empty() || settings.slots.len() > POOL_NODES_MAX {
-            return Err(format!(
-                "the manager needs 1 to {POOL_NODES_MAX} node slots, got {}",
-                settings.slots.len()
-            ));
-        }
-        crate::ring::Pool::new(settings.slots.clone()).map_err(|e| e.to_string())?;
-        let pool = match &settings.initial_pool {
-            Some(pool) => {
-                crate::ring::Pool::new(pool.clone()).map_err(|e| e.to_string())?;
-                if let Some(stranger) = pool.iter().find(|n| !settings.slots.contains(n)) {
-                    return Err(format!("initial pool node {stranger} is not a slot"));
-                }
-                pool.clone()
-            }
-            None => vec![settings.slots[0].clone()],
-        };
-        let mapping = settings.strategy.assign(
-            &crate::ring::Pool::new(pool.clone()).map_err(|e| e.to_string())?,
-            None,
-        );
+        let membership = Membership::new(
+            settings.slots.clone(),
+            settings.initial_pool.clone(),
+            settings.strategy,
+            settings.health_failures_max,
+        )?;
         let inner = Inner {
-            mapping,
-            epoch: 0,
-            acked_epoch: None,
-            pool,
-            ejected: Vec::new(),
-            health_failures: BTreeMap::new(),
+            membership,
             mode: Mode::Manual,
             params: AutoParams::default(),
             cache: settings.cache,
@@ -128,21 +102,42 @@ impl ManagerState {
 
     /// The pool in join order.
     pub fn pool(&self) -> Vec<NodeId> {
-        self.inner().pool.clone()
+        self.inner().membership.pool().to_vec()
+    }
+
+    /// A copy of the membership, read at once.
+    pub fn membership(&self) -> Membership {
+        self.inner().membership.clone()
+    }
+
+    /// The nodes ejected for failing health checks.
+    pub fn ejected(&self) -> Vec<NodeId> {
+        self.inner().membership.ejected().to_vec()
     }
 
     /// The pool's epoch and assignment.
     pub fn assignment(&self) -> (u64, crate::assign::Assignment) {
         let inner = self.inner();
-        (inner.epoch, inner.mapping.clone())
+        (inner.membership.epoch(), inner.membership.mapping().clone())
     }
 
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
-    fn node_addr(&self, node: &NodeId) -> String {
-        node.address(self.settings.node_port)
+    /// A client of one of its nodes.
+    fn node_client(&self, node: &NodeId) -> NodeClient {
+        NodeClient::new(self.client.clone(), node.address(self.settings.node_port))
+    }
+
+    /// A client of the front-end, if one is configured (calls wait
+    /// `notify_timeout_ms` at most).
+    fn frontend_client(&self) -> Option<FrontendClient> {
+        let addr = self.settings.frontend_addr.as_ref()?;
+        Some(
+            FrontendClient::new(self.client.clone(), addr.clone())
+                .with_timeout_ms(self.settings.notify_timeout_ms),
+        )
     }
 }
 

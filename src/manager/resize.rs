@@ -8,41 +8,26 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::future::join_all;
-use http::Method;
-use serde_json::json;
 use tokio::sync::oneshot;
 
+use super::membership::Transition;
 use super::{ManagerState, Mode};
 use crate::api::ApiError;
-use crate::limits::POOL_NODES_MIN;
 use crate::ring::NodeId;
 use crate::wire::change::Change;
-use crate::wire::{headers, paths};
+use crate::wire::client::CallError;
+use crate::wire::frontend::Notify;
 
 impl ManagerState {
     /// Grows (`+1`) or shrinks (`-1`) the pool by one node, by hand.
     pub async fn resize_by_one(self: &Arc<Self>, grow: bool) -> Result<Vec<NodeId>, ApiError> {
         let _guard = self.resize_lock.lock().await;
-        let current = self.pool();
-        let ejected = self.inner().ejected.len();
-        let target = if grow {
-            if current.len() + ejected >= self.settings.slots.len() {
-                return Err(ApiError::bad_request(format!(
-                    "the pool already has {} nodes, the most it can hold",
-                    current.len() + ejected
-                )));
-            }
-            current.len() + 1
-        } else {
-            if current.len() <= POOL_NODES_MIN {
-                return Err(ApiError::bad_request(
-                    "the pool has 1 node, the fewest it can hold",
-                ));
-            }
-            current.len() - 1
-        };
+        let target = self
+            .inner()
+            .membership
+            .step_target(grow)
+            .map_err(ApiError::bad_request)?;
         self.inner().mode = Mode::Manual;
         self.resize_locked(target, Mode::Manual).await
     }
@@ -53,27 +38,13 @@ impl ManagerState {
     /// nodes rather than the count; the front-end takes pools from the manager only.
     pub async fn set_pool(self: &Arc<Self>, members: &[NodeId]) -> Result<Vec<NodeId>, ApiError> {
         let _guard = self.resize_lock.lock().await;
-        let old = self.pool();
-        let ejected = self.inner().ejected.clone();
-        for node in members {
-            if !self.settings.slots.contains(node) {
-                return Err(ApiError::bad_request(format!(
-                    "{node} is not one of the manager's node slots"
-                )));
-            }
-            if ejected.contains(node) {
-                return Err(ApiError::bad_request(format!(
-                    "{node} is ejected (it fails its health checks)"
-                )));
-            }
-        }
-        let new = crate::ring::Pool::new(old.clone())
-            .and_then(|pool| pool.transition_to(members))
-            .map_err(|error| ApiError::bad_request(error.to_string()))?
-            .nodes()
-            .to_vec();
+        let transition = self
+            .inner()
+            .membership
+            .choose(members)
+            .map_err(ApiError::bad_request)?;
         self.inner().mode = Mode::Manual;
-        self.change_pool_locked(old, new, None, Mode::Manual, true)
+        self.change_pool_locked(transition, Mode::Manual, true)
             .await
     }
 
@@ -83,53 +54,35 @@ impl ManagerState {
         target: usize,
         mode: Mode,
     ) -> Result<Vec<NodeId>, ApiError> {
-        let old = self.pool();
-        let target = target.clamp(POOL_NODES_MIN, self.settings.slots.len());
-        if target == old.len() {
-            return Ok(old);
-        }
-        let ejected = self.inner().ejected.clone();
-        let mut new = old.clone();
-        // Growing takes free slots in slot order; shrinking removes the latest joiners.
-        while new.len() < target {
-            let Some(free) = self
-                .settings
-                .slots
-                .iter()
-                .find(|slot| !new.contains(slot) && !ejected.contains(slot))
-            else {
-                break;
-            };
-            new.push(free.clone());
-        }
-        new.truncate(target);
-        self.change_pool_locked(old, new, None, mode, true).await
+        let transition = self.inner().membership.resize_to(target);
+        self.change_pool_locked(transition, mode, true).await
     }
 
-    /// Moves the pool from `old` to `new`: config to joiners, commit, notify, then
+    /// Carries out a pool change the membership decided: config to joiners, commit
+    /// (the pool, the ejected list and the epoch in one step), save, notify, then
     /// each leaving node is stopped after its hand-over callback (when
-    /// `wait_for_leavers`) or a timeout. The caller holds `resize_lock`.
-    ///
-    /// `ejected`, when given, becomes the ejected list in the same step as the
-    /// pool: a node is never in neither, nor in both, as the listing shows them.
+    /// `wait_for_leavers`) or a timeout. The caller holds `resize_lock`, so the
+    /// pool is still the one the transition was decided on.
     pub(super) async fn change_pool_locked(
         self: &Arc<Self>,
-        old: Vec<NodeId>,
-        new: Vec<NodeId>,
-        ejected: Option<Vec<NodeId>>,
+        transition: Transition,
         mode: Mode,
         wait_for_leavers: bool,
     ) -> Result<Vec<NodeId>, ApiError> {
-        if new == old {
-            if let Some(ejected) = ejected {
-                self.inner().ejected = ejected;
-            }
-            return Ok(old);
+        if transition.keeps_pool() {
+            self.inner()
+                .membership
+                .commit(&transition)
+                .map_err(ApiError::internal)?;
+            return Ok(transition.old);
         }
-        let joining: Vec<NodeId> = new.iter().filter(|n| !old.contains(n)).cloned().collect();
-        let leaving: Vec<NodeId> = old.iter().filter(|n| !new.contains(n)).cloned().collect();
-        let change = Change::between(old.len(), new.len());
-        tracing::info!(?old, ?new, mode = mode.as_str(), "resizing the pool");
+        let (new, joining, leaving) = (
+            transition.new.clone(),
+            transition.joining(),
+            transition.leaving(),
+        );
+        let change = transition.change();
+        tracing::info!(old = ?transition.old, ?new, mode = mode.as_str(), "resizing the pool");
 
         // Joining nodes get the cache configuration before they get keys.
         let config = self.inner().cache;
@@ -147,22 +100,12 @@ impl ManagerState {
                 (node.clone(), receiver)
             })
             .collect();
-        let (epoch, mapping) = {
-            let mut inner = self.inner();
-            let pool = crate::ring::Pool::new(new.clone())
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            inner.mapping = self.settings.strategy.assign(&pool, Some(&inner.mapping));
-            inner.epoch += 1;
-            inner.pool = new.clone();
-            if let Some(ejected) = ejected {
-                inner.ejected = ejected;
-            }
-            debug_assert!(
-                inner.pool.iter().all(|node| !inner.ejected.contains(node)),
-                "a node is in the pool and ejected at once"
-            );
-            (inner.epoch, inner.mapping.clone())
-        };
+        let (epoch, mapping) = self
+            .inner()
+            .membership
+            .commit(&transition)
+            .map_err(ApiError::internal)?
+            .expect("a changed pool takes a new epoch");
         self.persist().await;
 
         let notified = self
@@ -204,42 +147,24 @@ impl ManagerState {
         epoch: u64,
         mapping: &crate::assign::Assignment,
     ) -> Option<u64> {
-        let frontend = self.settings.frontend_addr.as_ref()?;
+        let frontend = self.frontend_client()?;
         let mut epoch = epoch;
+        let names = |nodes: &[NodeId]| nodes.iter().map(ToString::to_string).collect();
         for attempt in 1..=self.settings.notify_attempts_max {
-            let body = json!({
-                "node_ip": pool,
-                "mode": mode,
-                "change": change,
-                "epoch": epoch,
-                "assignment": mapping,
-            });
-            let outcome = self
-                .client
-                .send_with_timeout(
-                    Method::POST,
-                    frontend,
-                    paths::NOTIFY,
-                    &[(
-                        http::header::CONTENT_TYPE,
-                        http::HeaderValue::from_static("application/json"),
-                    )],
-                    Bytes::from(body.to_string()),
-                    self.settings.notify_timeout_ms,
-                )
-                .await;
-            match outcome {
-                Ok(reply) if reply.status.is_success() => {
-                    let mut inner = self.inner();
-                    inner.acked_epoch = Some(inner.acked_epoch.unwrap_or(0).max(epoch));
+            let notify = Notify {
+                node_ip: names(pool),
+                mode,
+                change,
+                epoch: Some(epoch),
+                assignment: Some(names(mapping.owners())),
+            };
+            match frontend.notify(&notify).await {
+                Ok(_) => {
+                    self.inner().membership.acknowledge(epoch);
                     return Some(epoch);
                 }
-                Ok(reply) if reply.status == http::StatusCode::CONFLICT => {
-                    let theirs = reply
-                        .headers
-                        .get(headers::EPOCH)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<u64>().ok());
+                Err(refusal) if refusal.status() == Some(http::StatusCode::CONFLICT) => {
+                    let theirs = refusal.epoch_in_force();
                     match theirs {
                         Some(theirs) if !crate::planted!(ManagerEpochReset) => {
                             epoch = self.overtake_epoch(epoch, theirs).await;
@@ -261,8 +186,8 @@ impl ManagerState {
                         }
                     }
                 }
-                Ok(reply) => {
-                    tracing::warn!(status = %reply.status, attempt, "front-end refused the notify")
+                Err(CallError::Refused { status, .. }) => {
+                    tracing::warn!(%status, attempt, "front-end refused the notify")
                 }
                 Err(error) => tracing::warn!(%error, attempt, "notify failed"),
             }
@@ -276,15 +201,7 @@ impl ManagerState {
     /// Moves this manager's epoch past `theirs` (the front-end's), saves it, and
     /// returns the new epoch. Leaves a newer epoch alone (one taken meanwhile).
     pub(super) async fn overtake_epoch(&self, ours: u64, theirs: u64) -> u64 {
-        let epoch = {
-            let mut inner = self.inner();
-            if inner.epoch == ours {
-                // The front-end refuses epochs past `EPOCH_MAX`, so this cannot
-                // overflow; saturate anyway rather than wrap.
-                inner.epoch = ours.max(theirs).saturating_add(1);
-            }
-            inner.epoch
-        };
+        let epoch = self.inner().membership.overtake(ours, theirs);
         self.persist().await;
         epoch
     }
@@ -292,20 +209,18 @@ impl ManagerState {
     /// Tells the front-end the pool in force if it has not acknowledged it yet
     /// (every notify attempt failed, during a partition say).
     pub async fn renotify_if_behind(self: &Arc<Self>) {
-        let behind = {
-            let inner = self.inner();
-            inner.acked_epoch.is_none_or(|acked| acked < inner.epoch)
-        };
+        let behind = self.inner().membership.behind();
         if !behind {
             return;
         }
         let _guard = self.resize_lock.lock().await;
         let (pool, epoch, mapping, mode) = {
             let inner = self.inner();
+            let membership = &inner.membership;
             (
-                inner.pool.clone(),
-                inner.epoch,
-                inner.mapping.clone(),
+                membership.pool().to_vec(),
+                membership.epoch(),
+                membership.mapping().clone(),
                 inner.mode,
             )
         };
@@ -316,12 +231,7 @@ impl ManagerState {
 
     /// Stops a node that left the pool: it is cleared so that it rejoins empty.
     pub(super) async fn stop_node(&self, node: &NodeId) {
-        let addr = self.node_addr(node);
-        if let Err(error) = self
-            .client
-            .send(Method::DELETE, &addr, paths::NODE_CLEAR, &[], Bytes::new())
-            .await
-        {
+        if let Err(error) = self.node_client(node).clear().await {
             tracing::warn!(%node, %error, "could not clear a leaving node");
         }
     }

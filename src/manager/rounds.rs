@@ -3,32 +3,19 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures::future::join_all;
-use http::Method;
 
 use super::{ManagerState, Mode};
 use crate::autoscale::decide;
 use crate::limits::POOL_NODES_MIN;
 use crate::ring::NodeId;
 use crate::stats::{counter_delta, NodeCounters};
-use crate::wire::paths;
 
 impl ManagerState {
     pub(super) async fn read_counters(&self, nodes: &[NodeId]) -> Vec<(NodeId, NodeCounters)> {
         let calls = nodes.iter().map(|node| async move {
-            let addr = self.node_addr(node);
-            let reply = self
-                .client
-                .send(Method::GET, &addr, paths::NODE_STATS, &[], Bytes::new())
-                .await
-                .ok()?;
-            #[derive(serde::Deserialize)]
-            struct Envelope {
-                content: NodeCounters,
-            }
-            let envelope: Envelope = reply.json()?;
-            Some((node.clone(), envelope.content))
+            let stats = self.node_client(node).stats().await.ok()?;
+            Some((node.clone(), stats.content))
         });
         join_all(calls).await.into_iter().flatten().collect()
     }
@@ -72,7 +59,7 @@ impl ManagerState {
             return None;
         }
         // Ejected nodes still count: an ejection is not a decision to shrink.
-        let ejected = self.inner().ejected.len();
+        let ejected = self.ejected().len();
         let wanted = pool.len() + ejected;
         let target = decide(&params, wanted, gets, hits).min(self.settings.slots.len());
         tracing::info!(gets, hits, size = wanted, target, "auto-scaler round");

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use super::state;
 use crate::limits;
-use crate::node::CacheConfig;
 use crate::ring::NodeId;
+use crate::wire::node::CacheConfig;
 
 /// How a manager is set up.
 #[derive(Clone, Debug)]

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::autoscale::AutoParams;
-use crate::node::CacheConfig;
 use crate::ring::NodeId;
+use crate::wire::node::CacheConfig;
 
 /// What the manager keeps across restarts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

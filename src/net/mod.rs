@@ -7,7 +7,6 @@
 
 pub mod budget;
 pub mod client;
-pub mod form;
 pub mod guard;
 pub mod server;
 

@@ -2,26 +2,19 @@
 //! that node's fence, and a leaving node then calls its manager back.
 
 use super::NodeState;
-use crate::wire::{headers, paths};
+use crate::wire::client::{ManagerClient, NodeClient, PutAnswer};
+use crate::wire::headers;
+use crate::wire::item::{ItemMeta, PutMarks};
+use crate::wire::node::MoveReport;
 use std::sync::Arc;
 
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::HeaderMap;
 use futures::stream::{self, StreamExt};
-use serde::Serialize;
-use serde_json::json;
 
 use crate::balance::MoveKeysPayload;
 
 /// Keys sent at once while moving.
 const MOVES_IN_FLIGHT_MAX: usize = 8;
-
-/// What became of the keys of one move order.
-#[derive(Debug, Default, Serialize)]
-pub(super) struct MoveReport {
-    pub(super) moved: usize,
-    pub(super) missing: usize,
-    pub(super) failed: usize,
-}
 
 /// Sends every listed key this node holds to its destination, dropping it locally
 /// once the destination has it (or has something newer).
@@ -51,31 +44,24 @@ pub(super) async fn hand_over(
             async move {
                 let entry = state.store().peek(&key).cloned()?;
                 crate::buggify!("node.move.after_read");
-                let headers = [
-                    (
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_str(&entry.mime)
-                            .unwrap_or(HeaderValue::from_static(crate::mime::OCTET_STREAM)),
-                    ),
-                    (
-                        header::HeaderName::from_static(headers::VERSION),
-                        HeaderValue::from(entry.version),
-                    ),
-                    (
-                        header::HeaderName::from_static(headers::MOVED),
-                        HeaderValue::from_static("1"),
-                    ),
-                ];
-                let fence_header = fence.and_then(|token| HeaderValue::from_str(&token).ok()).map(|token| {
-                    (header::HeaderName::from_static(headers::FENCE), token)
-                });
-                let headers: Vec<(header::HeaderName, HeaderValue)> =
-                    headers.into_iter().chain(fence_header).collect();
-                let sent = state
-                    .client
-                    .send(Method::PUT, &addr, &paths::item_path(&key), &headers, entry.bytes.clone())
+                let meta = ItemMeta {
+                    mime: entry.mime.clone(),
+                    version: entry.version,
+                };
+                let marks = PutMarks {
+                    fence: fence.as_deref(),
+                    moved: true,
+                };
+                let sent = NodeClient::new(state.client.clone(), addr.clone())
+                    .put_item(&key, &meta, marks, entry.bytes.clone())
                     .await;
-                let delivered = matches!(&sent, Ok(reply) if reply.status.is_success() || reply.status == StatusCode::CONFLICT);
+                // Any 409 ends the move of the key: the destination holds a newer
+                // version, or was cleared since the front-end learned its token
+                // (it then reads the key from storage).
+                let delivered = matches!(
+                    &sent,
+                    Ok(PutAnswer::Stored | PutAnswer::Stale | PutAnswer::Fenced(_))
+                );
                 if delivered {
                     // Drop the local copy unless it changed meanwhile.
                     let mut store = state.store();
@@ -83,7 +69,7 @@ pub(super) async fn hand_over(
                         store.remove(&key);
                     }
                 } else {
-                    tracing::warn!(%key, %addr, outcome = ?sent.map(|r| r.status), "move of key failed");
+                    tracing::warn!(%key, %addr, outcome = ?sent, "move of key failed");
                 }
                 Some(delivered)
             }
@@ -133,12 +119,8 @@ pub(super) async fn callback_manager(state: &Arc<NodeState>, ordered_port: u16) 
     } else {
         format!("{host}:{port}")
     };
-    let body = json!({ "node": state.settings.node_id });
-    if let Err(error) = state
-        .client
-        .send_json(Method::POST, &addr, paths::MOVE_DONE, &body)
-        .await
-    {
+    let manager = ManagerClient::new(state.client.clone(), addr);
+    if let Err(error) = manager.move_done(&state.settings.node_id).await {
         tracing::warn!(%error, "manager callback failed");
     }
 }

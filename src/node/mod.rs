@@ -16,54 +16,12 @@ use crate::wire::fence;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde::{Deserialize, Serialize};
-
-use crate::api::ApiError;
 use crate::auth::Secrets;
-use crate::cache::store::{CacheStore, Policy, MB};
-use crate::limits;
+use crate::cache::store::CacheStore;
 use crate::net::client::HttpClient;
 use crate::ring::NodeId;
 use crate::stats::NodeCounters;
-
-/// A node's cache configuration, as the documented API carries it.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CacheConfig {
-    /// Capacity in MB (fractions allowed).
-    pub capacity: f64,
-    pub policy: Policy,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        CacheConfig {
-            capacity: 64.0,
-            policy: Policy::Lru,
-        }
-    }
-}
-
-impl CacheConfig {
-    pub fn validate(&self) -> Result<(), ApiError> {
-        if !self.capacity.is_finite() || self.capacity < limits::CAPACITY_MB_MIN {
-            return Err(ApiError::bad_request(format!(
-                "capacity must be a number of MB of at least {} (1 KB): a cache of 0 would drop everything",
-                limits::CAPACITY_MB_MIN
-            )));
-        }
-        if self.capacity > limits::CAPACITY_MB_MAX as f64 {
-            return Err(ApiError::bad_request(format!(
-                "capacity must be at most {} MB",
-                limits::CAPACITY_MB_MAX
-            )));
-        }
-        Ok(())
-    }
-
-    pub fn capacity_bytes(&self) -> u64 {
-        (self.capacity * MB as f64).round() as u64
-    }
-}
+use crate::wire::node::CacheConfig;
 
 /// How a node is set up.
 #[derive(Clone, Debug)]

@@ -2,19 +2,22 @@
 //! the documented move order.
 
 use super::hand_over::{callback_manager, hand_over, parse_fences};
-use super::{CacheConfig, NodeState};
-use crate::wire::{fence, headers, paths};
+use super::NodeState;
+use crate::wire::envelope::Content;
+use crate::wire::frontend::KeyList;
+use crate::wire::item::{fence_refusal_headers, marks_of, ItemMeta, PutMarks};
+use crate::wire::node::{CacheConfig, Cleared, Invalidated, Stats};
+use crate::wire::{fence, paths};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::api::{self, ApiError, JsonBody, PathParam, RawBody};
 use crate::auth::Access;
@@ -68,36 +71,18 @@ async fn get_item(
     match hit {
         Some(entry) => {
             state.counters.hits.fetch_add(1, Ordering::Relaxed);
-            let mime = HeaderValue::from_str(&entry.mime)
-                .unwrap_or(HeaderValue::from_static(crate::mime::OCTET_STREAM));
-            (
-                StatusCode::OK,
-                [
-                    (header::CONTENT_TYPE, mime),
-                    (
-                        header::HeaderName::from_static(headers::VERSION),
-                        HeaderValue::from(entry.version),
-                    ),
-                ],
-                entry.bytes,
-            )
-                .into_response()
+            let meta = ItemMeta {
+                mime: entry.mime,
+                version: entry.version,
+            };
+            let mut response = (StatusCode::OK, entry.bytes).into_response();
+            for (name, value) in meta.to_headers(PutMarks::default()) {
+                response.headers_mut().insert(name, value);
+            }
+            response
         }
         None => StatusCode::NOT_FOUND.into_response(),
     }
-}
-
-fn version_of(headers: &HeaderMap) -> Result<u64, ApiError> {
-    headers
-        .get(headers::VERSION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "header {} must be a version number",
-                headers::VERSION
-            ))
-        })
 }
 
 async fn put_item(
@@ -106,22 +91,16 @@ async fn put_item(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let version = version_of(&headers)?;
-    let mime = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or(crate::mime::OCTET_STREAM)
-        .to_owned();
+    let ItemMeta { mime, version } =
+        ItemMeta::from_headers(&headers).map_err(ApiError::bad_request)?;
     let entry = Entry {
         bytes: body,
         mime,
         version,
     };
-    let moved = headers.contains_key(headers::MOVED);
-    let fence = headers
-        .get(headers::FENCE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<fence::Fence>().ok());
+    let marks = marks_of(&headers);
+    let moved = marks.moved;
+    let fence = marks.fence.and_then(|v| v.parse::<fence::Fence>().ok());
     let mut store = state.store();
     let current = state.fence_token(&store);
     let refusal = match fence {
@@ -132,19 +111,10 @@ async fn put_item(
     if let Some(refusal) = refusal {
         drop(store);
         let mut response = ApiError::new(StatusCode::CONFLICT, "stale fence token").into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::HeaderName::from_static(headers::FENCE_MISMATCH),
-            HeaderValue::from_static(refusal.as_str()),
-        );
-        if refusal == fence::FenceRefusal::FloorsForgotten {
-            // Nothing stale got in: the sender may take the new token at once.
-            if let Ok(value) = HeaderValue::from_str(&current) {
-                headers.insert(
-                    header::HeaderName::from_static(headers::FENCE_CURRENT),
-                    value,
-                );
-            }
+        // Refused only for forgotten floors, the answer names the current token:
+        // nothing stale got in, and the sender may take the new token at once.
+        for (name, value) in fence_refusal_headers(refusal, &current) {
+            response.headers_mut().insert(name, value);
         }
         return Ok(response);
     }
@@ -183,7 +153,7 @@ async fn invalidate_item(
         Some(version) => state.store().invalidate(&key, version),
         None => state.store().remove(&key).is_some(),
     };
-    api::ok_with(json!({ "removed": removed }))
+    api::ok_with(Invalidated { removed })
 }
 
 async fn clear(State(state): State<Arc<NodeState>>) -> Response {
@@ -193,7 +163,7 @@ async fn clear(State(state): State<Arc<NodeState>>) -> Response {
         state.clears.fetch_add(1, Ordering::Relaxed);
         state.fence_token(&store)
     };
-    api::ok_with(json!({ "fence": fence }))
+    api::ok_with(Cleared { fence })
 }
 
 async fn get_config(State(state): State<Arc<NodeState>>) -> Response {
@@ -202,14 +172,14 @@ async fn get_config(State(state): State<Arc<NodeState>>) -> Response {
         capacity: store.capacity_bytes() as f64 / MB as f64,
         policy: store.policy(),
     };
-    api::ok_with(json!({ "content": config }))
+    api::ok_with(Content { content: config })
 }
 
 async fn set_config(
     State(state): State<Arc<NodeState>>,
     JsonBody(config): JsonBody<CacheConfig>,
 ) -> Result<Response, ApiError> {
-    config.validate()?;
+    config.validate().map_err(ApiError::bad_request)?;
     let mut store = state.store();
     store.set_policy(config.policy);
     store.set_capacity(config.capacity_bytes());
@@ -218,15 +188,15 @@ async fn set_config(
 
 async fn stats(State(state): State<Arc<NodeState>>) -> Response {
     let counters = state.counters();
-    api::ok_with(json!({
-        "content": counters,
-        "hit_rate": counters.hit_rate(),
-        "miss_rate": counters.miss_rate(),
-    }))
+    api::ok_with(Stats {
+        content: counters,
+        hit_rate: counters.hit_rate(),
+        miss_rate: counters.miss_rate(),
+    })
 }
 
 async fn keys(State(state): State<Arc<NodeState>>) -> Response {
-    api::ok_with(json!({ "keys": state.keys() }))
+    api::ok_with(KeyList { keys: state.keys() })
 }
 
 async fn move_keys(
@@ -262,5 +232,5 @@ async fn move_keys(
     if payload.port != crate::balance::STAYING_PORT {
         callback_manager(&state, payload.port as u16).await;
     }
-    Ok(api::ok_with(json!({ "content": report })))
+    Ok(api::ok_with(Content { content: report }))
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which way a resize goes (`"increase"` or `"decrease"` on the wire).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum Change {
     Increase,
     Decrease,
@@ -31,7 +31,7 @@ impl Change {
 
 /// How the pool is resized (`"manual"` or `"automatic"` on the wire).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum Mode {
     Manual,
     Automatic,
@@ -86,6 +86,21 @@ impl std::str::FromStr for Mode {
     }
 }
 
+// Bodies are read through `FromStr`, so a bad word gets its message.
+impl TryFrom<String> for Change {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl TryFrom<String> for Mode {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,7 +115,8 @@ mod tests {
             serde_json::from_str::<Change>("\"decrease\"").unwrap(),
             Change::Decrease
         );
-        assert!(serde_json::from_str::<Change>("\"sideways\"").is_err());
+        let refused = serde_json::from_str::<Change>("\"sideways\"").unwrap_err();
+        assert!(refused.to_string().contains("change must be"), "{refused}");
         assert_eq!(
             serde_json::to_string(&Mode::Automatic).unwrap(),
             "\"automatic\""

@@ -88,7 +88,7 @@ impl Api {
 
     /// Uploads through the documented multipart form.
     pub async fn upload(&self, key: Option<&str>, file: Option<(&[u8], Option<&str>)>) -> Reply {
-        let (body, content_type) = memring::net::form::upload_form(key, file);
+        let (body, content_type) = memring::wire::form::upload_form(key, file);
         self.call(
             Method::POST,
             &self.frontend.clone(),

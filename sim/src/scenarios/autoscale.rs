@@ -2,11 +2,9 @@
 //! pool; then traffic drops to a few hot keys and it shrinks. The size stays within
 //! 1..8 throughout.
 
-use memring::wire::paths;
+use memring::autoscale::AutoParams;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use http::Method;
 
 use super::workload::keep_last_final_reads;
 use crate::checker::{check_history, Invariant, Violation};
@@ -33,9 +31,18 @@ pub fn run(run: &Run) -> RunOutput {
     sim.client("client", async move {
         let mut problems = Vec::new();
         driver.wait_ready(30_000).await;
-        let params = serde_json::json!({"max_miss_rate_threshold": 0.5, "min_miss_rate_threshold": 0.2, "expand_ratio": 2.0, "shrink_ratio": 0.5});
-        if !driver.call_json(Method::POST, true, paths::POOLSIZE_AUTOMATIC, &params).await.is_some_and(|r| r.status.is_success()) {
-            problems.push(Violation { invariant: Invariant::Liveness, message: "automatic mode refused".into(), op: None });
+        let params = AutoParams {
+            max_miss_rate_threshold: 0.5,
+            min_miss_rate_threshold: 0.2,
+            expand_ratio: 2.0,
+            shrink_ratio: 0.5,
+        };
+        if driver.automatic(&params).await.is_err() {
+            problems.push(Violation {
+                invariant: Invariant::Liveness,
+                message: "automatic mode refused".into(),
+                op: None,
+            });
         }
         let keys: Vec<String> = (0..40).map(|i| format!("wide-{i}")).collect();
         for (i, key) in keys.iter().enumerate() {
@@ -52,14 +59,21 @@ pub fn run(run: &Run) -> RunOutput {
                 driver.read(key, false).await;
             }
             let size = size_now().await;
-            seen_sizes.lock().unwrap_or_else(|p| p.into_inner()).push(size);
+            seen_sizes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(size);
             grown = grown.max(size);
             if size >= 3 && round > 3 {
                 break;
             }
         }
         if grown < 2 {
-            problems.push(Violation { invariant: Invariant::Liveness, message: format!("the pool never grew (largest {grown})"), op: None });
+            problems.push(Violation {
+                invariant: Invariant::Liveness,
+                message: format!("the pool never grew (largest {grown})"),
+                op: None,
+            });
         }
         // Phase 2: only two hot keys, always hits: the pool shrinks.
         let mut shrunk = usize::MAX;
@@ -69,19 +83,29 @@ pub fn run(run: &Run) -> RunOutput {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
             let size = size_now().await;
-            seen_sizes.lock().unwrap_or_else(|p| p.into_inner()).push(size);
+            seen_sizes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(size);
             shrunk = shrunk.min(size);
             if size == 1 {
                 break;
             }
         }
         if shrunk >= grown {
-            problems.push(Violation { invariant: Invariant::Liveness, message: format!("the pool never shrank below {grown}"), op: None });
+            problems.push(Violation {
+                invariant: Invariant::Liveness,
+                message: format!("the pool never shrank below {grown}"),
+                op: None,
+            });
         }
         for key in &keys {
             driver.read(key, true).await;
         }
-        found.lock().unwrap_or_else(|p| p.into_inner()).extend(problems);
+        found
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(problems);
         Ok(())
     });
 

@@ -10,7 +10,9 @@
 //! leaves some kinds of administrative call out (swarm testing). Every fault is
 //! healed before the end; then the system is checked at quiescence.
 
+use memring::net::client::ClientError;
 use memring::wire::change::Change;
+use memring::wire::client::CallError;
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
@@ -524,16 +526,12 @@ pub fn run(run: &Run) -> RunOutput {
                         let reply = driver.set_pool_call(&refs).await;
                         let mut known = resizes.lock().unwrap_or_else(|p| p.into_inner());
                         match reply {
-                            Ok(reply) if reply.status.is_success() => {
-                                let body: serde_json::Value = reply.json().unwrap_or_default();
-                                let wanted =
-                                    body["content"]["wanted"].as_u64().unwrap_or(0) as usize;
+                            Ok(resized) => {
                                 size = members.len();
                                 // The manager must keep this pick like a resize.
-                                known.acknowledge(wanted, crate::history::now_ms());
+                                known.acknowledge(resized.wanted, crate::history::now_ms());
                             }
-                            Ok(reply) if reply.status.is_client_error() => {}
-                            Err(true) => {}
+                            Err(refusal) if never_changed(&refusal) => {}
                             _ => known.unknown(Some(BTreeSet::from([members.len() + ejected.len()]))),
                         }
                         continue;
@@ -546,13 +544,12 @@ pub fn run(run: &Run) -> RunOutput {
             // under way when the routing switches.
             resize_started_ms.store(crate::history::now_ms().max(1), Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(rng.gen_range(50..400))).await;
-            let reply = driver.resize_call(change).await;
+            let reply = driver.resize(change).await;
             let mut known = resizes.lock().unwrap_or_else(|p| p.into_inner());
             match reply {
-                Ok(reply) if reply.status.is_success() => {
-                    let body: serde_json::Value = reply.json().unwrap_or_default();
-                    let wanted = body["content"]["wanted"].as_u64().unwrap_or(0) as usize;
-                    size = body["content"]["size"].as_u64().unwrap_or(size as u64) as usize;
+                Ok(resized) => {
+                    let wanted = resized.wanted;
+                    size = resized.size;
                     let now_ms = crate::history::now_ms();
                     if let Some(expected) = known.after_resize(grow, &log) {
                         if !expected.contains(&wanted) {
@@ -566,8 +563,7 @@ pub fn run(run: &Run) -> RunOutput {
                     known.acknowledge(wanted, now_ms);
                 }
                 // Refused outright, or never sent: nothing changed.
-                Ok(reply) if reply.status.is_client_error() => {}
-                Err(true) => {}
+                Err(refusal) if never_changed(&refusal) => {}
                 _ => {
                     let possible = known.after_resize(grow, &log);
                     known.unknown(possible);
@@ -616,7 +612,7 @@ pub fn run(run: &Run) -> RunOutput {
         let mut resized = false;
         let second = if first == Change::Decrease { Change::Increase } else { Change::Decrease };
         for change in [first, second] {
-            if driver.resize(change).await.is_some_and(|r| r.status.is_success()) {
+            if driver.resize(change).await.is_ok() {
                 resized = true;
                 break;
             }
@@ -642,4 +638,13 @@ pub fn run(run: &Run) -> RunOutput {
         finished.violations.len()
     );
     finished.output(summary)
+}
+
+/// Whether a control call surely changed nothing: refused as bad input, or never
+/// connected.
+fn never_changed(error: &CallError) -> bool {
+    error
+        .status()
+        .is_some_and(|status| status.is_client_error())
+        || matches!(error, CallError::Transport(ClientError::Connect { .. }))
 }

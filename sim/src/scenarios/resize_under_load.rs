@@ -60,14 +60,11 @@ pub fn run(run: &Run) -> RunOutput {
             let change = Change::between(from, to);
             for _ in 0..from.abs_diff(to) {
                 match driver.resize(change).await {
-                    Some(reply) if reply.status.is_success() => {}
-                    other => problem(
+                    Ok(_) => {}
+                    Err(error) => problem(
                         &problems,
                         Invariant::Liveness,
-                        format!(
-                            "resize {change} towards {to} failed: {:?}",
-                            other.map(|r| r.status)
-                        ),
+                        format!("resize {change} towards {to} failed: {error}"),
                     ),
                 }
                 tokio::time::sleep(pause()).await;

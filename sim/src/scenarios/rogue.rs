@@ -269,13 +269,13 @@ pub fn run_in(run: &Run, spec: WorldSpec) -> RunOutput {
                 Change::Decrease
             };
             match driver.resize(change).await {
-                Some(reply) if reply.status.is_success() => {
+                Ok(_) => {
                     size = if grow { size + 1 } else { size - 1 };
                 }
-                other => problem(
+                Err(error) => problem(
                     &problems,
                     Invariant::Liveness,
-                    format!("resize {change} failed: {:?}", other.map(|r| r.status)),
+                    format!("resize {change} failed: {error}"),
                 ),
             }
         }

@@ -134,7 +134,7 @@ pub fn move_race(run: &Run) -> RunOutput {
                 read_all(&driver, SCRIPT_KEYS).await;
             };
             let (grown, ()) = tokio::join!(grow, race);
-            if !grown.is_some_and(|reply| reply.status.is_success()) {
+            if grown.is_err() {
                 problem(
                     &problems,
                     Invariant::Liveness,
@@ -144,7 +144,13 @@ pub fn move_race(run: &Run) -> RunOutput {
             // The late moves land; then every key must read its newest image.
             tokio::time::sleep(Duration::from_millis(2_500)).await;
             read_all(&driver, SCRIPT_KEYS).await;
-            driver.resize(Change::Decrease).await;
+            if let Err(error) = driver.resize(Change::Decrease).await {
+                problem(
+                    &problems,
+                    Invariant::Liveness,
+                    format!("a shrink failed without a fault: {error}"),
+                );
+            }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         end_checks(&driver, SCRIPT_KEYS, &problems).await;
@@ -179,23 +185,23 @@ pub fn join_race(run: &Run) -> RunOutput {
                 driver.resize(Change::Increase).await
             };
             let ((), grown) = tokio::join!(uploads, grow);
-            if !grown
-                .as_ref()
-                .is_some_and(|reply| reply.status.is_success())
-            {
+            if let Err(error) = grown {
                 problem(
                     &problems,
                     Invariant::Liveness,
-                    format!(
-                        "a resize failed without a fault: {:?}",
-                        grown.map(|r| (r.status, String::from_utf8_lossy(&r.body).into_owned()))
-                    ),
+                    format!("a resize failed without a fault: {error}"),
                 );
             }
             read_all(&driver, SCRIPT_KEYS).await;
             tokio::time::sleep(Duration::from_millis(300)).await;
             read_all(&driver, SCRIPT_KEYS).await;
-            driver.resize(Change::Decrease).await;
+            if let Err(error) = driver.resize(Change::Decrease).await {
+                problem(
+                    &problems,
+                    Invariant::Liveness,
+                    format!("a shrink failed without a fault: {error}"),
+                );
+            }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         end_checks(&driver, SCRIPT_KEYS, &problems).await;
@@ -321,15 +327,13 @@ fn manager_crash(run: &Run, lose_disk: bool) -> RunOutput {
         tokio::time::sleep(Duration::from_millis(2_000)).await;
         for _ in 0..resizes {
             match driver.resize(Change::Increase).await {
-                Some(reply) if reply.status.is_success() => {
-                    let body: serde_json::Value = reply.json().unwrap_or_default();
-                    *acked.lock().unwrap_or_else(|p| p.into_inner()) =
-                        body["content"]["wanted"].as_u64().map(|w| w as usize);
+                Ok(resized) => {
+                    *acked.lock().unwrap_or_else(|p| p.into_inner()) = Some(resized.wanted);
                 }
-                other => problem(
+                Err(error) => problem(
                     &problems,
                     Invariant::Liveness,
-                    format!("resize refused without a fault: {:?}", other.map(|r| r.status)),
+                    format!("resize refused without a fault: {error}"),
                 ),
             }
             tokio::time::sleep(Duration::from_millis(1_500)).await;

@@ -3,6 +3,7 @@
 //! read back at once), administrative calls (clears, listings, cache settings),
 //! until told to stop; then the end-state checks.
 
+use memring::cache::store::Policy;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,7 +97,11 @@ pub async fn admin_loop(driver: Driver, seed: u64, mix: AdminMix, stop: Arc<Atom
             continue;
         }
         let capacity_mb = [0.008, 0.02, 0.05, 1.0][rng.gen_range(0..4)];
-        let policy = if rng.gen_bool(0.5) { "lru" } else { "rr" };
+        let policy = if rng.gen_bool(0.5) {
+            Policy::Lru
+        } else {
+            Policy::Rr
+        };
         driver.set_cache_config(capacity_mb, policy).await;
     }
 }
@@ -236,8 +241,8 @@ pub async fn check_stats(driver: &Driver, stats_interval_ms: u64, problems: &mut
     for node in &pool {
         match driver.node_stats(node).await {
             Some(stats) => {
-                gets += stats["gets"].as_u64().unwrap_or(0);
-                hits += stats["hits"].as_u64().unwrap_or(0);
+                gets += stats.gets;
+                hits += stats.hits;
             }
             None => {
                 problems.push(Violation {
@@ -257,9 +262,8 @@ pub async fn check_stats(driver: &Driver, stats_interval_ms: u64, problems: &mut
         });
         return;
     };
-    let current = &aggregate["current"];
-    let (m_gets, m_hits) = (current["gets"].as_u64(), current["hits"].as_u64());
-    if m_gets != Some(gets) || m_hits != Some(hits) {
+    let (m_gets, m_hits) = (aggregate.current.gets, aggregate.current.hits);
+    if m_gets != gets || m_hits != hits {
         problems.push(Violation {
             invariant: Invariant::Statistics,
             message: format!("manager reports gets={m_gets:?} hits={m_hits:?}, nodes sum to gets={gets} hits={hits}"),
@@ -319,7 +323,7 @@ pub async fn check_client_hits(driver: &Driver, slots: &[String], problems: &mut
     let mut node_hits = 0;
     for slot in slots {
         match driver.node_stats(slot).await {
-            Some(stats) => node_hits += stats["hits"].as_u64().unwrap_or(0),
+            Some(stats) => node_hits += stats.hits,
             None => {
                 problems.push(Violation {
                     invariant: Invariant::Statistics,

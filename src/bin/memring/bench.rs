@@ -3,19 +3,18 @@
 //! uncached and cached reads one at a time, and the throughput of cached reads
 //! under concurrency.
 
-use memring::wire::{headers, paths};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE};
-use http::{Method, StatusCode};
+use http::StatusCode;
 use tokio::time::Instant;
 
 use memring::net::client::{ClientSettings, HttpClient};
-use memring::net::form::upload_form;
 use memring::net::TokioConnector;
 use memring::up::{start_up, UpSettings};
+use memring::wire::change::Change;
+use memring::wire::client::{FrontendClient, ManagerClient};
+use memring::wire::headers;
 
 /// What to measure.
 #[derive(Debug, Clone, clap::Args)]
@@ -45,18 +44,9 @@ fn percentile_us(sorted_us: &[u64], fraction: f64) -> u64 {
     sorted_us[rank]
 }
 
-async fn read_once(client: &HttpClient, frontend: &str, key: &str) -> Result<(u64, bool), String> {
+async fn read_once(frontend: &FrontendClient, key: &str) -> Result<(u64, bool), String> {
     let started = Instant::now();
-    let reply = client
-        .send(
-            Method::GET,
-            frontend,
-            &paths::image_path(key),
-            &[],
-            Bytes::new(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let reply = frontend.image(key).await.map_err(|e| e.to_string())?;
     if reply.status != StatusCode::OK {
         return Err(format!("read of {key} answered {}", reply.status));
     }
@@ -96,19 +86,14 @@ pub async fn bench_read(args: BenchReadArgs) -> Result<String, String> {
             ..ClientSettings::default()
         },
     );
-    let frontend = up.frontend.addr.clone();
-    let manager = up.manager.addr.clone();
+    let frontend = FrontendClient::new(client.clone(), up.frontend.addr.clone());
+    let manager = ManagerClient::new(client.clone(), up.manager.addr.clone());
     tokio::time::timeout(Duration::from_secs(10), up.ready())
         .await
         .map_err(|_| "the front-end did not learn the pool".to_owned())?;
     for _ in 1..args.nodes.clamp(1, memring::limits::POOL_NODES_MAX) {
-        client
-            .send_json(
-                Method::POST,
-                &manager,
-                paths::POOLSIZE_MANUAL,
-                &serde_json::json!({ "change": memring::wire::change::Change::Increase }),
-            )
+        manager
+            .resize(Change::Increase)
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -120,29 +105,16 @@ pub async fn bench_read(args: BenchReadArgs) -> Result<String, String> {
         let signature = b"\x89PNG\r\n\x1a\n";
         let head = signature.len().min(image.len());
         image[..head].copy_from_slice(&signature[..head]);
-        let (body, content_type) = upload_form(Some(key), Some((&image, Some("image/png"))));
-        let reply = client
-            .send(
-                Method::POST,
-                &frontend,
-                paths::UPLOAD,
-                &[(
-                    CONTENT_TYPE,
-                    HeaderValue::from_str(&content_type).expect("ascii"),
-                )],
-                body,
-            )
+        frontend
+            .upload(key, &image, Some("image/png"))
             .await
-            .map_err(|e| e.to_string())?;
-        if reply.status != StatusCode::OK {
-            return Err(format!("upload of {key} answered {}", reply.status));
-        }
+            .map_err(|e| format!("upload of {key}: {e}"))?;
     }
 
     // Uncached: every key read once, one at a time (each read also fills the cache).
     let mut uncached = Vec::new();
     for key in &keys {
-        let (us, hit) = read_once(&client, &frontend, key).await?;
+        let (us, hit) = read_once(&frontend, key).await?;
         if !hit {
             uncached.push(us);
         }
@@ -152,7 +124,7 @@ pub async fn bench_read(args: BenchReadArgs) -> Result<String, String> {
     let mut cached = Vec::new();
     for _ in 0..3 {
         for key in &keys {
-            let (us, hit) = read_once(&client, &frontend, key).await?;
+            let (us, hit) = read_once(&frontend, key).await?;
             if hit {
                 cached.push(us);
             }
@@ -164,14 +136,13 @@ pub async fn bench_read(args: BenchReadArgs) -> Result<String, String> {
     let started = Instant::now();
     let workers: Vec<_> = (0..args.concurrency.max(1))
         .map(|w| {
-            let client = client.clone();
             let frontend = frontend.clone();
             let keys = keys.clone();
             tokio::spawn(async move {
                 let (mut done, mut hits, mut errors) = (0u64, 0u64, 0u64);
                 let mut i = w;
                 while Instant::now() < deadline {
-                    match read_once(&client, &frontend, &keys[i % keys.len()]).await {
+                    match read_once(&frontend, &keys[i % keys.len()]).await {
                         Ok((_, hit)) => {
                             done += 1;
                             hits += u64::from(hit);

@@ -14,11 +14,12 @@ use memring::auth::{Secrets, Token};
 use memring::frontend::FrontendSettings;
 use memring::manager::ManagerSettings;
 use memring::net::{SharedConnector, TokioConnector, TokioListener};
-use memring::node::{CacheConfig, NodeSettings};
+use memring::node::NodeSettings;
 use memring::ring::Pool;
 use memring::storage::local::LocalBlobStore;
 use memring::storage::sqlite::SqliteKeyIndex;
 use memring::up::{start_frontend, start_manager, start_node, start_up, UpSettings};
+use memring::wire::node::CacheConfig;
 
 /// Resolves when the process is asked to stop (SIGINT or SIGTERM).
 pub async fn shutdown_signal() {
@@ -52,7 +53,7 @@ fn cache_config(args: &CacheArgs) -> Result<CacheConfig, String> {
         capacity: args.capacity_mb,
         policy: args.policy,
     };
-    config.validate().map_err(|e| e.message)?;
+    config.validate()?;
     Ok(config)
 }
 
