@@ -28,6 +28,9 @@ pub mod storage;
 pub mod up;
 pub mod wire;
 
+#[cfg(test)]
+mod testing;
+
 /// The tracing target on which a service reports a broken protocol invariant:
 /// something its own protocol says cannot happen, or cannot be repaired. The
 /// simulation fails any run that logs one.

@@ -5,13 +5,16 @@
 //! commit the index row, then invalidate the key on every node of the pool with the
 //! row's version, so no node can keep serving an older image.
 
+#[cfg(test)]
+mod api_tests;
 mod read;
 mod rebalance;
 mod routes;
+pub mod routing;
+pub mod trust;
 mod upload;
 
-use crate::wire::fence;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -20,13 +23,15 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio_util::sync::CancellationToken;
 
-use crate::assign::{Assignment, Strategy};
+use crate::assign::Strategy;
 use crate::balance::CachedKeys;
 use crate::limits;
 use crate::net::client::HttpClient;
-use crate::ring::{NodeId, Pool};
+use crate::ring::NodeId;
 use crate::storage::{BlobStore, KeyIndex};
 use crate::wire::client::{ManagerClient, NodeClient};
+pub use routing::Routing;
+use trust::Trust;
 
 /// How a front-end is set up.
 #[derive(Clone, Debug)]
@@ -80,15 +85,6 @@ impl Default for FrontendSettings {
     }
 }
 
-/// The pool as the front-end routes by it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Routing {
-    pub pool: Pool,
-    pub mapping: Assignment,
-    /// The manager's epoch of this pool; notifies of older epochs are refused.
-    pub epoch: u64,
-}
-
 /// The front-end's shared state.
 pub struct FrontendState {
     settings: FrontendSettings,
@@ -97,11 +93,11 @@ pub struct FrontendState {
     index: Arc<dyn KeyIndex>,
     routing: RwLock<Option<Arc<Routing>>>,
     cached: Mutex<CachedKeys>,
-    /// Nodes whose invalidation or clear was not confirmed: bypassed until cleared.
-    quarantine: Mutex<BTreeSet<NodeId>>,
-    /// Each node's fence token, learned when this front-end last cleared it. Fills
-    /// and moves carry it; a node refuses them once it was cleared again.
-    fences: Mutex<BTreeMap<NodeId, String>>,
+    /// Quarantined nodes (an invalidation or clear was not confirmed: bypassed
+    /// until cleared), each node's fence token (learned when this front-end last
+    /// cleared it; fills and moves carry it, and a node refuses them once it was
+    /// cleared again), and the nodes still handing keys over.
+    trust: Mutex<Trust>,
     /// Serialises rebalances: a notify that arrives during one waits for it.
     rebalance_lock: tokio::sync::Mutex<()>,
     /// Uploads hold it shared from their blob write to their row commit;
@@ -115,9 +111,6 @@ pub struct FrontendState {
     pub budget: crate::net::budget::ResponseBudget,
     /// Keys with an upload in progress.
     flux: Mutex<Flux>,
-    /// Nodes that left the routing but have a move order out: they still hold
-    /// images they are handing over, so uploads invalidate them too.
-    handing_over: Mutex<BTreeMap<NodeId, u32>>,
     /// Cache hits thrown away because an upload of the key began meanwhile.
     discarded_hits: std::sync::atomic::AtomicU64,
 }
@@ -294,15 +287,13 @@ impl FrontendState {
             index,
             routing: RwLock::new(None),
             cached: Mutex::new(CachedKeys::new()),
-            quarantine: Mutex::new(BTreeSet::new()),
-            fences: Mutex::new(BTreeMap::new()),
+            trust: Mutex::new(Trust::default()),
             rebalance_lock: tokio::sync::Mutex::new(()),
             uploads_gate: tokio::sync::RwLock::new(()),
             rng: Mutex::new(rng),
             fills: Arc::new(tokio::sync::Semaphore::new(FILLS_IN_FLIGHT_MAX)),
             budget,
             flux: Mutex::new(Flux::new()),
-            handing_over: Mutex::new(BTreeMap::new()),
             discarded_hits: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -330,25 +321,19 @@ impl FrontendState {
     /// Every node an upload must invalidate: the routing pool and the nodes still
     /// handing keys over.
     fn invalidation_targets(&self) -> Vec<NodeId> {
-        let mut targets: Vec<NodeId> = self
+        let pool: Vec<NodeId> = self
             .routing()
             .map(|routing| routing.pool.nodes().to_vec())
             .unwrap_or_default();
-        for node in lock(&self.handing_over).keys() {
-            if !targets.contains(node) {
-                targets.push(node.clone());
-            }
-        }
-        targets
+        lock(&self.trust).invalidation_targets(&pool)
     }
 
     fn is_quarantined(&self, node: &NodeId) -> bool {
-        let quarantine = lock(&self.quarantine);
-        !quarantine.is_empty() && quarantine.contains(node)
+        lock(&self.trust).is_quarantined(node)
     }
 
     fn quarantine(&self, node: &NodeId) {
-        if lock(&self.quarantine).insert(node.clone()) {
+        if lock(&self.trust).quarantine(node) {
             tracing::warn!(%node, "node quarantined until it is cleared");
         }
     }
@@ -367,54 +352,40 @@ impl FrontendState {
 
     /// The fence token of `node`, if this front-end has cleared it.
     fn fence(&self, node: &NodeId) -> Option<String> {
-        lock(&self.fences).get(node).cloned()
+        lock(&self.trust).fence(node).map(str::to_owned)
     }
 
     /// Takes `token` for `node` if it is the same life and clear as the token held
     /// but with more floors forgotten (the node said so when refusing a put).
     fn adopt_later_fence(&self, node: &NodeId, token: &str) -> bool {
-        let Ok(offered) = token.parse::<fence::Fence>() else {
-            return false;
-        };
-        let mut fences = lock(&self.fences);
-        let Some(held) = fences
-            .get(node)
-            .and_then(|t| t.parse::<fence::Fence>().ok())
-        else {
-            return false;
-        };
-        if offered.supersedes(&held) {
-            fences.insert(node.clone(), token.to_owned());
-            true
-        } else {
-            false
-        }
+        lock(&self.trust).adopt_later_fence(node, token)
     }
 }
 
-/// Clears `node` and learns its new fence token. Returns whether it confirmed.
-async fn clear_node(state: &Arc<FrontendState>, node: &NodeId) -> bool {
+/// Clears `node` and learns its new fence token (with a heal's ticket, the
+/// quarantine is lifted unless it was renewed meanwhile). `None` if the node did
+/// not confirm; else whether a quarantine was lifted.
+async fn clear_node(
+    state: &Arc<FrontendState>,
+    node: &NodeId,
+    heal: Option<trust::HealTicket>,
+) -> Option<bool> {
     let cleared = state
         .node_client(node)
         .with_timeout_ms(state.client.settings().timeout_ms)
         .clear()
-        .await;
-    match cleared {
-        Ok(cleared) => {
-            lock(&state.fences).insert(node.clone(), cleared.fence);
-            true
-        }
-        Err(_) => false,
-    }
+        .await
+        .ok()?;
+    Some(lock(&state.trust).cleared(node, cleared.fence, heal))
 }
 
 /// Clears each of `nodes`; a node that does not confirm is quarantined.
 async fn clear_nodes(state: &Arc<FrontendState>, nodes: &[NodeId]) {
     let calls = nodes
         .iter()
-        .map(|node| async move { (node, clear_node(state, node).await) });
+        .map(|node| async move { (node, clear_node(state, node, None).await) });
     for (node, cleared) in futures::future::join_all(calls).await {
-        if !cleared {
+        if cleared.is_none() {
             state.quarantine(node);
         }
     }

@@ -38,12 +38,13 @@ pub async fn rebalance_to(
     directive: &Directive,
 ) -> Result<Rebalanced, ApiError> {
     let _guard = state.rebalance_lock.lock().await;
-    if let (Some(epoch), Some(current)) = (directive.epoch, state.routing()) {
-        if epoch < current.epoch {
+    if let Some(current) = state.routing() {
+        if current.refuses(directive.epoch) {
             return Err(ApiError::new(
                 http::StatusCode::CONFLICT,
                 format!(
-                    "epoch {epoch} is older than the pool in force ({})",
+                    "epoch {} is older than the pool in force ({})",
+                    directive.epoch.unwrap_or(0),
                     current.epoch
                 ),
             ));
@@ -78,7 +79,7 @@ pub async fn rebalance_to(
         });
     };
     let (old_pool, old_mapping) = (current.pool.clone(), current.mapping.clone());
-    if directive.epoch == Some(current.epoch) && same_members(&old_pool, members) {
+    if current.is(directive.epoch, members) {
         // The pool in force, told again (a re-notify, or the manager's answer
         // after the front-end took the pool from it): nothing to do.
         let plan = plan_to(
@@ -133,12 +134,7 @@ pub async fn rebalance_to(
         .filter(|node| !new_pool.contains(node))
         .cloned()
         .collect();
-    {
-        let mut handing_over = lock(&state.handing_over);
-        for node in &leaving {
-            *handing_over.entry(node.clone()).or_insert(0) += 1;
-        }
-    }
+    lock(&state.trust).hand_over_begins(&leaving);
     let _handed_over = HandedOver {
         state,
         nodes: leaving,
@@ -210,15 +206,7 @@ struct HandedOver<'a> {
 
 impl Drop for HandedOver<'_> {
     fn drop(&mut self) {
-        let mut handing_over = lock(&self.state.handing_over);
-        for node in &self.nodes {
-            if let Some(count) = handing_over.get_mut(node) {
-                *count -= 1;
-                if *count == 0 {
-                    handing_over.remove(node);
-                }
-            }
-        }
+        lock(&self.state.trust).hand_over_ends(&self.nodes);
     }
 }
 
@@ -257,19 +245,6 @@ pub async fn manager_pool(state: &Arc<FrontendState>) -> Option<Result<ManagerPo
     Some(fetched.await)
 }
 
-/// Whether the pool in force is the manager's, or newer than it (a manager that
-/// lost its saved state is behind; it moves past the front-end's epoch when its
-/// next notify is refused, see `ManagerState::notify_frontend`).
-fn holds(routing: &Routing, managers: &ManagerPool) -> bool {
-    managers.epoch() < routing.epoch
-        || (managers.epoch() == routing.epoch && same_members(&routing.pool, &managers.members))
-}
-
-/// Whether `pool` has exactly the nodes `members` (in any order).
-pub fn same_members(pool: &Pool, members: &[NodeId]) -> bool {
-    pool.len() == members.len() && members.iter().all(|node| pool.contains(node))
-}
-
 /// Asks the manager for its pool and moves to it if it is not the one in force.
 /// The manager is the source of truth: whatever the front-end was told, it ends
 /// up on the manager's pool and epoch within one sync interval.
@@ -280,7 +255,7 @@ pub async fn sync_with_manager(state: &Arc<FrontendState>) -> Result<(), String>
     let managers = fetched?;
     if state
         .routing()
-        .is_some_and(|routing| holds(&routing, &managers))
+        .is_some_and(|routing| routing.holds(managers.epoch(), &managers.members))
     {
         return Ok(());
     }
@@ -293,13 +268,12 @@ pub async fn sync_with_manager(state: &Arc<FrontendState>) -> Result<(), String>
 
 /// Clears each quarantined node; those that confirm are routed to again.
 pub async fn heal_quarantined(state: &Arc<FrontendState>) {
-    let nodes: Vec<NodeId> = lock(&state.quarantine).iter().cloned().collect();
-    if nodes.is_empty() {
-        return;
-    }
+    let nodes = lock(&state.trust).quarantined();
     for node in nodes {
-        if clear_node(state, &node).await {
-            lock(&state.quarantine).remove(&node);
+        // A quarantine taken while this clear is out (an invalidation the node
+        // missed meanwhile) is not lifted by it.
+        let ticket = lock(&state.trust).heal_ticket(&node);
+        if clear_node(state, &node, ticket).await == Some(true) {
             tracing::info!(%node, "node cleared; quarantine lifted");
         }
     }

@@ -292,9 +292,12 @@ async fn notify(
             )))
         }
         Some(Ok(managers)) => {
-            let agrees = told.epoch.is_none_or(|epoch| epoch == managers.epoch())
-                && managers.members.len() == members.len()
-                && members.iter().all(|node| managers.members.contains(node));
+            let agrees = super::routing::notify_agrees(
+                &members,
+                told.epoch,
+                &managers.members,
+                managers.epoch(),
+            );
             if !agrees {
                 // Move to the manager's pool anyway (it may be newer than the
                 // one in force), then refuse what was told.
@@ -379,7 +382,8 @@ async fn clear_cache_call(State(state): State<Arc<FrontendState>>) -> Response {
 
 async fn pool(State(state): State<Arc<FrontendState>>) -> Response {
     let routing = state.routing();
-    let quarantined: Vec<String> = lock(&state.quarantine)
+    let quarantined: Vec<String> = lock(&state.trust)
+        .quarantined()
         .iter()
         .map(ToString::to_string)
         .collect();

@@ -21,6 +21,8 @@ mod rounds;
 mod routes;
 mod settings;
 pub mod state;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -9,6 +9,8 @@
 
 mod hand_over;
 mod routes;
+#[cfg(test)]
+mod tests;
 
 pub use routes::router;
 
