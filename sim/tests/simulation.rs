@@ -179,6 +179,15 @@ fn targeted_scenarios_are_clean() {
     }
 }
 
+/// A dead node is ejected, routed around, and rejoins once back, each within
+/// the health-check bound (virtual time; this replaced a real-time test).
+#[test]
+fn a_dead_node_is_ejected_and_rejoins_within_the_bound() {
+    for seed in 1..=3 {
+        assert_passes(Scenario::NodeDeath, seed);
+    }
+}
+
 /// The rogue scenario's attacks do harm when the roles hold no tokens: its
 /// checks can fail (with the tokens, `targeted_scenarios_are_clean` runs it).
 #[test]

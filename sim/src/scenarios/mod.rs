@@ -27,10 +27,11 @@ pub enum Scenario {
     ManagerPowerLoss,
     ManagerDiskLoss,
     Rogue,
+    NodeDeath,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 12] = [
         Scenario::DocumentedLogs,
         Scenario::ResizeUnderLoad,
         Scenario::Autoscale,
@@ -42,6 +43,7 @@ impl Scenario {
         Scenario::ManagerPowerLoss,
         Scenario::ManagerDiskLoss,
         Scenario::Rogue,
+        Scenario::NodeDeath,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +59,7 @@ impl Scenario {
             Scenario::ManagerPowerLoss => "manager-power-loss",
             Scenario::ManagerDiskLoss => "manager-disk-loss",
             Scenario::Rogue => "rogue",
+            Scenario::NodeDeath => "node-death",
         }
     }
 
@@ -73,6 +76,7 @@ impl Scenario {
             Scenario::ManagerPowerLoss => targeted::manager_power_loss(run),
             Scenario::ManagerDiskLoss => targeted::manager_disk_loss(run),
             Scenario::Rogue => rogue::run(run),
+            Scenario::NodeDeath => targeted::node_death(run),
         }
     }
 }

@@ -16,6 +16,9 @@
 //!   (`no-fsync`).
 //! - `manager-disk-loss`: resizes, then the manager's disk is replaced
 //!   (`manager-epoch-reset`).
+//! - `node-death`: a pool node crashes under load; the manager must eject it and
+//!   the front-end route around it within the health-check bound, and the node
+//!   must rejoin once it is back (empty, cleared before it is routed to).
 
 use memring::wire::change::Change;
 use std::sync::atomic::Ordering;
@@ -389,4 +392,119 @@ pub fn manager_power_loss(run: &Run) -> RunOutput {
 
 pub fn manager_disk_loss(run: &Run) -> RunOutput {
     manager_crash(run, true)
+}
+
+/// How long the health checks may take to eject a dead node, or to take a live
+/// one back: three failed checks a second apart, then the notify (virtual time).
+const EJECTION_BOUND_MS: u64 = 8_000;
+
+/// Polls `holds` every 250 ms until it is true or `bound_ms` pass; returns
+/// whether it held.
+async fn within<F, Fut>(bound_ms: u64, mut holds: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = crate::history::now_ms();
+    loop {
+        if holds().await {
+            return true;
+        }
+        if crate::history::now_ms() - started >= bound_ms {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `node-death`: see the module documentation.
+pub fn node_death(run: &Run) -> RunOutput {
+    let spec = WorldSpec::randomized(run.seed);
+    let describe = spec.describe();
+    let mut rng = ChaCha8Rng::seed_from_u64(run.seed ^ 0xdead);
+    let size = rng.gen_range(2..=4);
+    // Any pool node but the first dies (the first may be the last one left).
+    let victim = crate::world::SLOTS[rng.gen_range(1..size)].to_owned();
+    let crash_at_ms = 12_000 + rng.gen_range(0..3_000);
+    let dead_for_ms = 12_000 + rng.gen_range(0..4_000);
+    let mut harness = Harness::new(spec);
+    let workload = Workload::default();
+    harness.clients(2, run.seed, workload);
+    let (stop, problems) = (harness.stop.clone(), harness.problems.clone());
+    let dead = victim.clone();
+    harness.host("control", move |driver| async move {
+        driver.wait_ready(30_000).await;
+        for _ in 1..size {
+            if let Err(error) = driver.resize(Change::Increase).await {
+                problem(
+                    &problems,
+                    Invariant::Liveness,
+                    format!("resize refused without a fault: {error}"),
+                );
+            }
+        }
+        while crate::history::now_ms() < crash_at_ms {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let ejected = within(EJECTION_BOUND_MS, || async {
+            driver
+                .manager_listing()
+                .await
+                .is_some_and(|(pool, ejected)| !pool.contains(&dead) && ejected.contains(&dead))
+        })
+        .await;
+        if !ejected {
+            problem(
+                &problems,
+                Invariant::Liveness,
+                format!("{dead} died at {crash_at_ms} ms and was not ejected within {EJECTION_BOUND_MS} ms"),
+            );
+        }
+        let routed_around = within(EJECTION_BOUND_MS, || async {
+            driver
+                .frontend_pool()
+                .await
+                .is_some_and(|pool| pool.len() == size - 1 && !pool.contains(&dead))
+        })
+        .await;
+        if !routed_around {
+            problem(
+                &problems,
+                Invariant::Liveness,
+                format!("the front-end still routes to {dead}, ejected"),
+            );
+        }
+        let back_at_ms = crash_at_ms + dead_for_ms;
+        while crate::history::now_ms() < back_at_ms {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let rejoined = within(EJECTION_BOUND_MS, || async {
+            let listed = driver
+                .manager_listing()
+                .await
+                .is_some_and(|(pool, ejected)| pool.contains(&dead) && !ejected.contains(&dead));
+            let routed = driver
+                .frontend_pool()
+                .await
+                .is_some_and(|pool| pool.len() == size && pool.contains(&dead));
+            listed && routed
+        })
+        .await;
+        if !rejoined {
+            problem(
+                &problems,
+                Invariant::Liveness,
+                format!("{dead} came back at {back_at_ms} ms and did not rejoin within {EJECTION_BOUND_MS} ms"),
+            );
+        }
+        end_checks_after(&driver, workload.keys, &stop, &problems).await;
+    });
+    let schedule = vec![Scheduled {
+        at_ms: crash_at_ms,
+        until_ms: crash_at_ms + dead_for_ms,
+        fault: Fault::Crash(victim),
+    }];
+    let finished = harness.run(run, schedule, crash_at_ms + dead_for_ms);
+    let text = summary("node-death", run, &finished, &describe);
+    finished.output(text)
 }
