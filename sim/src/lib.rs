@@ -11,6 +11,7 @@
 //! and checks what survives a restart, in real time.
 
 pub mod checker;
+pub mod context;
 pub mod crash;
 pub mod disk;
 pub mod documented;

@@ -3,70 +3,14 @@
 
 use std::fmt::Write as _;
 
-use memring::hooks::{BuggifySettings, Plant, RunHooks};
+use memring::hooks::{Plant, RunHooks};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::checker::{context, Invariant, Violation};
-use crate::history::Op;
+pub use crate::context::{Run, RunOutput};
 use crate::scenarios::Scenario;
 use crate::trace::Recorder;
-
-/// What a scenario gets.
-pub struct Run {
-    pub scenario: Scenario,
-    pub seed: u64,
-    pub plant: Option<Plant>,
-    pub recorder: Recorder,
-}
-
-impl Run {
-    /// Turns buggify on for the rest of the run: each point is enabled with some
-    /// chance, `forced` ones always, and fires `fire_percent` of the time (0: the
-    /// default). Scenarios call it before the simulation starts.
-    pub fn buggify(&self, forced: &[&'static str], fire_percent: u32) -> RunHooks {
-        self.enter_buggify(forced, fire_percent, 0, false)
-    }
-
-    /// Buggify for a scripted scenario: only the `forced` points, firing
-    /// `fire_percent` of the time, for at least `delay_ms_min`.
-    pub fn buggify_only(
-        &self,
-        forced: &[&'static str],
-        fire_percent: u32,
-        delay_ms_min: u64,
-    ) -> RunHooks {
-        self.enter_buggify(forced, fire_percent, delay_ms_min, true)
-    }
-
-    fn enter_buggify(
-        &self,
-        forced: &[&'static str],
-        fire_percent: u32,
-        delay_ms_min: u64,
-        only_forced: bool,
-    ) -> RunHooks {
-        RunHooks::enter(
-            self.plant,
-            Some(BuggifySettings {
-                seed: self.seed ^ 0xb0b0_fb0b,
-                forced: forced.to_vec(),
-                fire_percent,
-                delay_ms_min,
-                only_forced,
-            }),
-        )
-    }
-}
-
-/// What a scenario gives back.
-#[derive(Default)]
-pub struct RunOutput {
-    /// Text for standard output.
-    pub text: String,
-    pub violations: Vec<Violation>,
-    pub history: Vec<Op>,
-}
 
 /// A finished run.
 pub struct Report {
@@ -102,17 +46,12 @@ impl Report {
 
 /// Runs `scenario` with `seed`, capturing every log event of every host.
 pub fn run(scenario: Scenario, seed: u64, plant: Option<Plant>) -> Report {
-    run_with(scenario, seed, plant, |run| scenario.run(run))
+    run_with(seed, plant, |run| scenario.run(run))
 }
 
 /// [`run`], with `body` in place of the scenario's own function (a test runs a
 /// scenario in a world of its own making).
-pub fn run_with(
-    scenario: Scenario,
-    seed: u64,
-    plant: Option<Plant>,
-    body: impl FnOnce(&Run) -> RunOutput,
-) -> Report {
+pub fn run_with(seed: u64, plant: Option<Plant>, body: impl FnOnce(&Run) -> RunOutput) -> Report {
     let recorder = Recorder::default();
     let filter = Targets::new()
         .with_default(LevelFilter::WARN)
@@ -125,7 +64,6 @@ pub fn run_with(
         .with(recorder.layer())
         .with(filter);
     let run = Run {
-        scenario,
         seed,
         plant,
         recorder: recorder.clone(),

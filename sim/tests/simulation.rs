@@ -192,7 +192,7 @@ fn a_dead_node_is_ejected_and_rejoins_within_the_bound() {
 /// checks can fail (with the tokens, `targeted_scenarios_are_clean` runs it).
 #[test]
 fn rogue_attacks_are_seen_when_the_ports_are_open() {
-    let report = run_with(Scenario::Rogue, 1, None, |run| {
+    let report = run_with(1, None, |run| {
         let mut spec = memring_sim::world::WorldSpec::randomized(1);
         spec.tokens_off = true;
         memring_sim::scenarios::rogue::run_in(run, spec)

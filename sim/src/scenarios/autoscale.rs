@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use super::workload::keep_last_final_reads;
 use crate::checker::{check_history, Invariant, Violation};
+use crate::context::{Run, RunOutput};
 use crate::driver::Driver;
 use crate::history::History;
-use crate::run::{Run, RunOutput};
 use crate::world::{build, WorldSpec};
 
 pub fn run(run: &Run) -> RunOutput {

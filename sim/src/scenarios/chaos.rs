@@ -29,9 +29,9 @@ use super::workload::{
     check_pool, check_recovery, check_stats, final_reads_of, AdminMix, Workload,
 };
 use crate::checker::Invariant;
+use crate::context::{Run, RunOutput};
 use crate::driver::Driver;
 use crate::faults::Fault;
-use crate::run::{Run, RunOutput};
 use crate::world::{service_hosts, WorldSpec, SLOTS};
 
 /// How long faults are injected, in simulated ms.

@@ -12,10 +12,10 @@ use memring::balance::{plan, CachedKeys, PlanSettings};
 use memring::ring::{partition, NodeId, Pool};
 
 use crate::checker::{Invariant, Violation};
+use crate::context::{Run, RunOutput};
 use crate::documented::transitions;
 use crate::driver::Driver;
 use crate::history::History;
-use crate::run::{Run, RunOutput};
 use crate::world::{build, WorldSpec};
 
 /// The keys, in caching order.

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::checker::{check_failures, check_history, Invariant, Violation};
+use crate::context::{Run, RunOutput};
 use crate::driver::Driver;
 use crate::faults::{Fault, FaultBook, FaultLog};
 use crate::history::{History, Op};
-use crate::run::{Run, RunOutput};
 use crate::scenarios::workload::{
     admin_loop, client_loop, keep_last_final_reads, AdminMix, Workload,
 };

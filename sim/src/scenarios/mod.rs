@@ -11,7 +11,7 @@ pub mod workload;
 
 use std::str::FromStr;
 
-use crate::run::{Run, RunOutput};
+use crate::context::{Run, RunOutput};
 
 /// A scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use super::harness::{problem, Harness};
 use super::workload::{check_client_hits, check_pool, check_stats, final_reads, Workload};
 use crate::checker::Invariant;
-use crate::run::{Run, RunOutput};
+use crate::context::{Run, RunOutput};
 use crate::world::WorldSpec;
 
 /// The manual walk of pool sizes.

@@ -27,7 +27,7 @@ use rand_chacha::ChaCha8Rng;
 use super::harness::{problem, Harness, Problems};
 use super::workload::{check_pool, final_reads, key_name, Workload};
 use crate::checker::Invariant;
-use crate::run::{Run, RunOutput};
+use crate::context::{Run, RunOutput};
 use crate::world::{sim_client, WorldSpec, FRONTEND_PORT, MANAGER_PORT, NODE_PORT};
 
 /// How long the attacks and the resizes go on, in simulated ms.

@@ -31,9 +31,9 @@ use rand_chacha::ChaCha8Rng;
 use super::harness::{problem, Harness, Scheduled};
 use super::workload::{check_pool, final_reads, key_name, AdminMix, Workload};
 use crate::checker::Invariant;
+use crate::context::{Run, RunOutput};
 use crate::driver::Driver;
 use crate::faults::Fault;
-use crate::run::{Run, RunOutput};
 use crate::world::WorldSpec;
 
 fn summary(name: &str, run: &Run, finished: &super::harness::Finished, describe: &str) -> String {
