@@ -10,7 +10,7 @@ use http::{Method, StatusCode};
 use super::{router, ManagerSettings, ManagerState};
 use crate::auth::{Secrets, Token};
 use crate::ring::NodeId;
-use crate::testing::{call, unreachable_client, JSON};
+use crate::testing::{call, unreachable_client, Answer, JSON};
 use crate::wire::envelope::Content;
 use crate::wire::manager::{AggregateStats, PoolListing, ResizeConfig, Resized};
 use crate::wire::node::MoveDoneAck;
@@ -34,6 +34,18 @@ fn manager(slot_count: usize, admin: bool) -> (Router, Arc<ManagerState>) {
     }
     let state = ManagerState::new(settings, unreachable_client()).unwrap();
     (router(state.clone()), state)
+}
+
+/// `POST poolsize/manual` with this body, no token.
+async fn manual(manager: &Router, body: &str) -> Answer {
+    call(
+        manager,
+        Method::POST,
+        paths::POOLSIZE_MANUAL,
+        JSON,
+        body.to_owned(),
+    )
+    .await
 }
 
 async fn listing(manager: &Router) -> PoolListing {
@@ -61,14 +73,7 @@ async fn a_new_manager_lists_its_first_slot_at_epoch_zero() {
 #[tokio::test]
 async fn a_manual_resize_takes_the_next_slot_and_a_new_epoch_even_with_peers_down() {
     let (manager, _) = manager(3, false);
-    let grown = call(
-        &manager,
-        Method::POST,
-        paths::POOLSIZE_MANUAL,
-        JSON,
-        r#"{"change":"increase"}"#,
-    )
-    .await;
+    let grown = manual(&manager, r#"{"change":"increase"}"#).await;
     assert_eq!(grown.status, StatusCode::OK);
     let grown: Content<Resized> = grown.body();
     assert_eq!(grown.content.size, 2);
@@ -79,14 +84,7 @@ async fn a_manual_resize_takes_the_next_slot_and_a_new_epoch_even_with_peers_dow
         ["10.0.0.1:5101", "10.0.0.2:5101"]
     );
     assert_eq!(after_growth.epoch, Some(1));
-    let shrunk = call(
-        &manager,
-        Method::POST,
-        paths::POOLSIZE_MANUAL,
-        JSON,
-        r#"{"change":"decrease"}"#,
-    )
-    .await;
+    let shrunk = manual(&manager, r#"{"change":"decrease"}"#).await;
     assert_eq!(shrunk.status, StatusCode::OK);
     let listing = super::tests::listing(&manager).await;
     assert_eq!(
@@ -100,32 +98,11 @@ async fn a_manual_resize_takes_the_next_slot_and_a_new_epoch_even_with_peers_dow
 #[tokio::test]
 async fn resizes_past_the_bounds_or_with_bad_words_are_refused_and_change_nothing() {
     let (manager, _) = manager(1, false);
-    let shrink = call(
-        &manager,
-        Method::POST,
-        paths::POOLSIZE_MANUAL,
-        JSON,
-        r#"{"change":"decrease"}"#,
-    )
-    .await;
+    let shrink = manual(&manager, r#"{"change":"decrease"}"#).await;
     assert!(shrink.refusal(StatusCode::BAD_REQUEST).contains("fewest"));
-    let grow = call(
-        &manager,
-        Method::POST,
-        paths::POOLSIZE_MANUAL,
-        JSON,
-        r#"{"change":"increase"}"#,
-    )
-    .await;
+    let grow = manual(&manager, r#"{"change":"increase"}"#).await;
     assert!(grow.refusal(StatusCode::BAD_REQUEST).contains("most"));
-    let sideways = call(
-        &manager,
-        Method::POST,
-        paths::POOLSIZE_MANUAL,
-        JSON,
-        r#"{"change":"sideways"}"#,
-    )
-    .await;
+    let sideways = manual(&manager, r#"{"change":"sideways"}"#).await;
     assert!(sideways
         .refusal(StatusCode::BAD_REQUEST)
         .contains("change must be"));

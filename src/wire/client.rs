@@ -130,6 +130,13 @@ impl Peer {
             .await
     }
 
+    async fn healthy(&self) -> bool {
+        matches!(
+            self.raw(Method::GET, paths::HEALTHZ, &[], Bytes::new()).await,
+            Ok(reply) if reply.status.is_success()
+        )
+    }
+
     async fn call<T: DeserializeOwned>(&self, method: Method, path: &str) -> Result<T, CallError> {
         let reply = self.raw(method, path, &[], Bytes::new()).await?;
         read_answer(&self.addr, reply)
@@ -163,40 +170,50 @@ pub enum PutAnswer {
     Other(StatusCode),
 }
 
-impl PutAnswer {
-    /// Whether the node now holds this version or a newer one.
-    pub fn delivered(&self) -> bool {
-        matches!(self, PutAnswer::Stored | PutAnswer::Stale)
-    }
+/// A client of one role: the peer's address and the timeout of its calls.
+macro_rules! role_client {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name(Peer);
+
+        impl $name {
+            pub fn new(http: HttpClient, addr: impl Into<String>) -> Self {
+                $name(Peer::new(http, addr))
+            }
+
+            /// The same peer with another timeout for every call.
+            pub fn with_timeout_ms(mut self, timeout_ms: u64) -> Self {
+                self.0.timeout_ms = timeout_ms;
+                self
+            }
+
+            pub fn addr(&self) -> &str {
+                &self.0.addr
+            }
+
+            /// Whether `/healthz` answers with a success.
+            pub async fn healthy(&self) -> bool {
+                self.0.healthy().await
+            }
+        }
+    };
 }
 
-/// A client of one cache node.
-#[derive(Clone)]
-pub struct NodeClient(Peer);
+role_client!(
+    /// A client of one cache node.
+    NodeClient
+);
+role_client!(
+    /// A client of the manager.
+    ManagerClient
+);
+role_client!(
+    /// A client of the front-end.
+    FrontendClient
+);
 
 impl NodeClient {
-    pub fn new(http: HttpClient, addr: impl Into<String>) -> Self {
-        NodeClient(Peer::new(http, addr))
-    }
-
-    /// The same node with another timeout for every call.
-    pub fn with_timeout_ms(mut self, timeout_ms: u64) -> Self {
-        self.0.timeout_ms = timeout_ms;
-        self
-    }
-
-    pub fn addr(&self) -> &str {
-        &self.0.addr
-    }
-
-    /// Whether `/healthz` answers with a success.
-    pub async fn healthy(&self) -> bool {
-        matches!(
-            self.0.raw(Method::GET, paths::HEALTHZ, &[], Bytes::new()).await,
-            Ok(reply) if reply.status.is_success()
-        )
-    }
-
     /// Reads an item; `take` sees the status and headers first and decides
     /// whether the body is read whole, streamed or left unread.
     pub async fn get_item<A>(
@@ -302,24 +319,7 @@ impl NodeClient {
     }
 }
 
-/// A client of the manager.
-#[derive(Clone)]
-pub struct ManagerClient(Peer);
-
 impl ManagerClient {
-    pub fn new(http: HttpClient, addr: impl Into<String>) -> Self {
-        ManagerClient(Peer::new(http, addr))
-    }
-
-    pub fn with_timeout_ms(mut self, timeout_ms: u64) -> Self {
-        self.0.timeout_ms = timeout_ms;
-        self
-    }
-
-    pub fn addr(&self) -> &str {
-        &self.0.addr
-    }
-
     /// The pool, the ejected nodes, the epoch and the assignment in force.
     pub async fn pool_listing(&self) -> Result<PoolListing, CallError> {
         let answer: Content<PoolListing> = self.0.call(Method::GET, paths::POOL_NODE_LIST).await?;
@@ -405,24 +405,7 @@ impl ManagerClient {
     }
 }
 
-/// A client of the front-end.
-#[derive(Clone)]
-pub struct FrontendClient(Peer);
-
 impl FrontendClient {
-    pub fn new(http: HttpClient, addr: impl Into<String>) -> Self {
-        FrontendClient(Peer::new(http, addr))
-    }
-
-    pub fn with_timeout_ms(mut self, timeout_ms: u64) -> Self {
-        self.0.timeout_ms = timeout_ms;
-        self
-    }
-
-    pub fn addr(&self) -> &str {
-        &self.0.addr
-    }
-
     /// Uploads an image through the documented form.
     pub async fn upload(
         &self,
@@ -456,14 +439,6 @@ impl FrontendClient {
     /// The routing in force and the front-end's trust in the nodes.
     pub async fn pool(&self) -> Result<PoolView, CallError> {
         self.0.call(Method::GET, paths::POOL).await
-    }
-
-    /// Whether `/healthz` answers 200 (the front-end has a pool).
-    pub async fn ready(&self) -> bool {
-        matches!(
-            self.0.raw(Method::GET, paths::HEALTHZ, &[], Bytes::new()).await,
-            Ok(reply) if reply.status == StatusCode::OK
-        )
     }
 
     /// Tells the front-end a pool (cluster). A 409 names the epoch in force
