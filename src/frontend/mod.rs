@@ -4,6 +4,11 @@
 //! Reads ask the owning node first and fall back to storage; uploads write the blob,
 //! commit the index row, then invalidate the key on every node of the pool with the
 //! row's version, so no node can keep serving an older image.
+//!
+//! This file holds the settings, the shared state and the background tasks;
+//! `routes` the HTTP API, `read` and `upload` the two paths, `rebalance` the pool
+//! changes; the decisions that need no I/O are pure: `routing`, `trust` (quarantine,
+//! fences, hand-overs) and `flux` (keys with an upload in progress).
 
 #[cfg(test)]
 mod api_tests;
