@@ -42,13 +42,6 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// The body as JSON.
-    #[allow(dead_code)]
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
-    }
-
     /// The body as a wire type.
     pub fn body<T: serde::de::DeserializeOwned>(&self) -> T {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {

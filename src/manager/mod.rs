@@ -112,9 +112,9 @@ impl ManagerState {
         self.inner().membership.clone()
     }
 
-    /// The nodes ejected for failing health checks.
-    pub fn ejected(&self) -> Vec<NodeId> {
-        self.inner().membership.ejected().to_vec()
+    /// How many nodes are ejected for failing health checks.
+    pub fn ejected_count(&self) -> usize {
+        self.inner().membership.ejected().len()
     }
 
     /// The pool's epoch and assignment.

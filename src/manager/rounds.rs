@@ -59,7 +59,7 @@ impl ManagerState {
             return None;
         }
         // Ejected nodes still count: an ejection is not a decision to shrink.
-        let ejected = self.ejected().len();
+        let ejected = self.ejected_count();
         let wanted = pool.len() + ejected;
         let target = decide(&params, wanted, gets, hits).min(self.settings.slots.len());
         tracing::info!(gets, hits, size = wanted, target, "auto-scaler round");

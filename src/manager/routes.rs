@@ -106,7 +106,7 @@ async fn pool_node_list(State(state): State<Arc<ManagerState>>) -> Response {
 fn resized(state: &ManagerState, pool: Vec<NodeId>) -> Response {
     // Nodes ejected for failing health checks rejoin when they answer again: the
     // size asked for counts them.
-    let wanted = pool.len() + state.ejected().len();
+    let wanted = pool.len() + state.ejected_count();
     api::ok_with(Content {
         content: Resized {
             size: pool.len(),
